@@ -1,0 +1,140 @@
+"""The ``mloop`` command: the Typer app and :func:`main`, which owns error handling.
+
+Each command parses its arguments, calls one library function and renders the result.
+:func:`main` turns every expected failure into one line on stderr (``error: …``) and an
+exit code: 2 for bad input (usage errors and :class:`~mloop.errors.MloopError`), 130
+for Ctrl-C. Unexpected exceptions are bugs and keep their stack trace.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from mloop.cli import _render
+from mloop.cli._db import db_app
+from mloop.cli._demo import demo
+from mloop.cli._experiments import experiments_app
+from mloop.cli._runs import runs_app
+from mloop.errors import ConfigError, FilterSyntaxError, MloopError
+
+app = typer.Typer(
+    name="mloop",
+    help="mloop: track, compare and reproduce machine-learning runs, and serve them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(experiments_app)
+app.add_typer(runs_app)
+app.add_typer(db_app)
+app.command("demo")(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mloop import __version__
+
+        typer.echo(f"mloop {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """mloop: track, compare and reproduce machine-learning runs, and serve them."""
+
+
+@app.command("server")
+def server(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run the tracking server (HTTP API over the configured stores)."""
+    try:
+        from mloop.server import serve
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == "mloop.server":
+            raise ConfigError(
+                "this installation of mloop has no server (mloop.server is missing); "
+                "reinstall it with `pip install -U mloop`"
+            ) from exc
+        if not missing.startswith("mloop"):
+            raise ConfigError(
+                f"`mloop server` needs the {missing!r} package; `pip install -U mloop` "
+                "installs the server's dependencies"
+            ) from exc
+        raise
+    serve(host, port, workers)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mloop`` with ``argv`` (default: the process's arguments); return the exit code."""
+    try:
+        result = app(
+            args=list(argv) if argv is not None else None,
+            prog_name="mloop",
+            standalone_mode=False,
+        )
+    except MloopError as exc:
+        return _fail(_message(exc), 2)
+    except _USAGE_ERRORS as exc:
+        message = str(exc.format_message())  # type: ignore[attr-defined]
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `mloop` or `mloop runs` alone
+            if message:  # empty when Rich already printed the help
+                sys.stderr.write(message + "\n")
+            return 2
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        return _fail(message + hint, 2)
+    except typer.Abort:
+        sys.stderr.write("\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """Typer >= 0.26 vendors Click and raises ``typer.TyperException``; older Typer raises
+    Click's own ``ClickException``. Either way they are usage errors (bad input)."""
+    found: list[type[Exception]] = []
+    vendored = getattr(typer, "TyperException", None)
+    if isinstance(vendored, type) and issubclass(vendored, Exception):
+        found.append(vendored)
+    try:
+        from click import ClickException
+    except ImportError:
+        pass
+    else:
+        found.append(ClickException)
+    return tuple(found)
+
+
+_USAGE_ERRORS = _usage_error_types()
+
+
+def _message(exc: MloopError) -> str:
+    if isinstance(exc, FilterSyntaxError):
+        return f"invalid filter {exc.text!r}: {exc.message.splitlines()[0]}"
+    return exc.message or str(exc)
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stdout.flush()
+    sys.stderr.write(f"error: {_render.one_line(message)}\n")
+    sys.stderr.flush()
+    return code

@@ -1,0 +1,78 @@
+"""Settings, read in one place.
+
+Order of sources, strongest first: keyword arguments to :func:`get_settings`, ``MLOOP_*``
+environment variables, ``mloop.toml`` in the current directory, defaults. Nothing is read
+at import time: call :func:`get_settings` when a value is needed, so tests and long-lived
+processes see changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class Settings(BaseSettings):
+    """Where every component lives and how it behaves."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOOP_", toml_file="mloop.toml", extra="ignore", frozen=True
+    )
+
+    home: Path = Field(default=Path(".mloop"), description="Folder of the embedded stores.")
+    db_uri: str | None = Field(default=None, description="SQLAlchemy URI of the metadata store.")
+    artifact_uri: str | None = Field(
+        default=None, description="Root of the artifact store: a folder or s3://bucket/prefix."
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of an S3-compatible server (MinIO, moto, …)."
+    )
+    tracking_uri: str | None = Field(
+        default=None, description="http(s)://… to log through a tracking server."
+    )
+    flush_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between background flushes of buffered metrics."
+    )
+    capture: bool = Field(
+        default=True, description="Record git state, environment and resources on every run."
+    )
+    experiment_name: str | None = Field(default=None, description="Default experiment name.")
+    user: str | None = Field(default=None, description="User recorded on new runs.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @property
+    def resolved_db_uri(self) -> str:
+        """The metadata store URI: ``db_uri`` or SQLite inside ``home``."""
+        if self.db_uri:
+            return self.db_uri
+        return f"sqlite:///{(self.home / 'mloop.db').absolute()}"
+
+    @property
+    def resolved_artifact_uri(self) -> str:
+        """The artifact store root: ``artifact_uri`` or a folder inside ``home``."""
+        if self.artifact_uri:
+            return self.artifact_uri
+        return str((self.home / "artifacts").absolute())
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Read the settings now; keyword arguments win over every other source."""
+    return Settings(**overrides)

@@ -1,0 +1,128 @@
+"""One exception tree for all of mloop.
+
+Every message says what went wrong and the next thing to do about it, so a user never
+needs a stack trace to act. The CLI prints ``str(error)`` on one line and exits 2; the
+servers turn ``error.http_status`` and ``error.code`` into one JSON error shape.
+
+::
+
+    MloopError
+    ├── ConfigError                 bad setting or unknown URI scheme
+    ├── InvalidInput                the caller passed something malformed
+    │   ├── FilterSyntaxError       search filter that does not parse (with column)
+    │   └── UnsafePath              artifact path escaping its root
+    ├── NotFound                    experiment, run, artifact, … does not exist
+    ├── Conflict                    already exists / immutable value changed
+    ├── IntegrityError              stored bytes do not match their digest
+    ├── StoreError                  the metadata store failed or needs migrating
+    └── RemoteError                 the tracking server answered with an error
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MloopError(Exception):
+    """Base of every error mloop raises on purpose."""
+
+    code = "MLOOP_ERROR"
+    http_status = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class ConfigError(MloopError):
+    """A setting is wrong or names a backend that is not installed."""
+
+    code = "CONFIG_ERROR"
+    http_status = 400
+
+
+class InvalidInput(MloopError):
+    """The caller passed a value that cannot be used as given."""
+
+    code = "INVALID_INPUT"
+    http_status = 400
+
+
+class FilterSyntaxError(InvalidInput):
+    """A search filter does not parse; ``column`` points at the mistake (1-based)."""
+
+    code = "INVALID_FILTER"
+
+    def __init__(self, message: str, *, text: str, column: int) -> None:
+        pointer = f"{text}\n{' ' * (column - 1)}^"
+        super().__init__(
+            f"{message} (at column {column})\n{pointer}",
+            details={"column": column, "filter": text},
+        )
+        self.column = column
+        self.text = text
+
+
+class UnsafePath(InvalidInput):
+    """A user-supplied path would leave the root it must stay inside."""
+
+    code = "UNSAFE_PATH"
+
+
+class NotFound(MloopError):
+    """The thing asked for does not exist."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class Conflict(MloopError):
+    """The write contradicts what is already stored (duplicate name, changed param)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class IntegrityError(MloopError):
+    """Stored content does not match its recorded digest: it was changed or corrupted."""
+
+    code = "INTEGRITY_ERROR"
+    http_status = 500
+
+
+class StoreError(MloopError):
+    """The metadata store could not do what was asked (unreachable, locked, old schema)."""
+
+    code = "STORE_ERROR"
+    http_status = 503
+
+
+class RemoteError(MloopError):
+    """The tracking server answered with an error; ``code`` carries the server's code."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "REMOTE_ERROR",
+        http_status: int = 502,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        self.code = code
+        self.http_status = http_status
+
+
+__all__ = [
+    "ConfigError",
+    "Conflict",
+    "FilterSyntaxError",
+    "IntegrityError",
+    "InvalidInput",
+    "MloopError",
+    "NotFound",
+    "RemoteError",
+    "StoreError",
+    "UnsafePath",
+]

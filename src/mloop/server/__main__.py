@@ -1,0 +1,22 @@
+"""``python -m mloop.server [--host H] [--port P] [--workers N]``."""
+
+from __future__ import annotations
+
+import argparse
+
+from mloop.server._app import serve
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m mloop.server", description=__doc__)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.workers)
+
+
+if __name__ == "__main__":
+    main()

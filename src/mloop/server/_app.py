@@ -1,0 +1,116 @@
+"""The tracking server: the :class:`~mloop.tracking._backend.TrackingBackend` over HTTP.
+
+Every backend method has one endpoint under ``/api/v1``; ``RestBackend`` is its client,
+so code logging to ``http://…`` behaves as it does embedded. Backend calls are blocking,
+so their routes are plain ``def`` functions run in the thread pool; only the streaming
+artifact routes are ``async``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from mloop.errors import ConfigError
+from mloop.server._errors import OrjsonResponse, install_error_handlers
+from mloop.tracking._backend import TrackingBackend
+
+API_VERSION = "v1"
+logger = logging.getLogger("mloop.server")
+
+
+def create_app(backend: TrackingBackend | None = None) -> FastAPI:
+    """The ASGI app over ``backend``, or over the stores the settings name.
+
+    Without a backend the server opens the metadata and artifact stores itself
+    (``MLOOP_DB_URI``/``MLOOP_ARTIFACT_URI``, or the folder ``MLOOP_HOME``); it never
+    follows ``MLOOP_TRACKING_URI``, which would make it a client of itself.
+    """
+    from mloop.server._routes_artifacts import artifacts_router
+    from mloop.server._routes_experiments import experiments_router
+    from mloop.server._routes_runs import runs_router
+
+    if backend is None:
+        backend = _backend_from_settings()
+    app = FastAPI(
+        title="mloop tracking server",
+        version=API_VERSION,
+        summary="Experiments, runs, metrics, params, tags, inputs and artifacts over HTTP.",
+        default_response_class=OrjsonResponse,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.backend = backend
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["server"])
+    def health() -> Response:
+        """``{"status": "ok"}`` once the server answers."""
+        return OrjsonResponse({"status": "ok"})
+
+    app.include_router(experiments_router(backend))
+    app.include_router(runs_router(backend))
+    app.include_router(artifacts_router(backend))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _backend_from_settings() -> TrackingBackend:
+    from mloop.config import get_settings
+    from mloop.tracking._resolve import backend_for
+
+    settings = get_settings()
+    uri = settings.resolved_db_uri
+    if uri.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"the server's metadata store must be a database, not {uri}; "
+            "set MLOOP_DB_URI to sqlite:///… or postgresql+psycopg://…"
+        )
+    return backend_for(uri, settings)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, minus its 422 answers: validation errors here are 400."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            if isinstance(operation, dict):
+                operation.get("responses", {}).pop("422", None)
+    components = schema.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    app.openapi_schema = schema
+    return schema
+
+
+def serve(host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> None:
+    """Run the tracking server with uvicorn until interrupted.
+
+    Each worker process opens the stores named by the settings; SQLite in WAL mode lets
+    several workers share one file.
+    """
+    import uvicorn
+
+    logger.info("mloop tracking server on http://%s:%d", host, port)
+    uvicorn.run(
+        "mloop.server._app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ws="none",
+        log_level="info",
+    )

@@ -1,0 +1,211 @@
+"""Runs: create, get, update, delete/restore, log a batch, metric history, search, inputs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field, StringConstraints
+from starlette.responses import Response
+
+from mloop._ids import now_ms
+from mloop.server._errors import ERROR_RESPONSES, OrjsonResponse
+from mloop.server._routes_experiments import TagKey, ViewType
+from mloop.tracking._backend import TrackingBackend
+from mloop.tracking._entities import Metric, Param, RunInput, RunStatus, RunTag
+from mloop.tracking._validation import check_key
+
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Key = Annotated[str, StringConstraints(min_length=1, max_length=250)]
+# JSON has no NaN or infinity: such metric values travel as the strings Python prints.
+NonFinite = Literal["nan", "inf", "-inf"]
+
+
+class RunInfoModel(BaseModel):
+    run_id: str
+    experiment_id: str
+    run_name: str | None
+    user_id: str | None
+    status: RunStatus
+    start_time: int
+    end_time: int | None
+    parent_run_id: str | None
+    lifecycle_stage: str
+
+
+class RunDataModel(BaseModel):
+    metrics: dict[str, float | NonFinite] = Field(description="Latest value of each metric.")
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+class RunModel(BaseModel):
+    info: RunInfoModel
+    data: RunDataModel
+
+
+class CreateRunRequest(BaseModel):
+    experiment_id: str
+    run_name: str | None = Field(default=None, max_length=250)
+    user_id: str | None = Field(default=None, max_length=250)
+    start_time: Int64 | None = Field(default=None, description="Milliseconds; default now.")
+    tags: dict[TagKey, str] = Field(default_factory=dict)
+    parent_run_id: str | None = None
+
+
+class UpdateRunRequest(BaseModel):
+    status: RunStatus | None = None
+    end_time: Int64 | None = None
+    run_name: str | None = Field(default=None, max_length=250)
+
+
+class MetricModel(BaseModel):
+    key: Key
+    value: float | NonFinite
+    timestamp: Int64
+    step: Int64 = 0
+
+
+class KeyValueModel(BaseModel):
+    key: Key
+    value: str
+
+
+class LogBatchRequest(BaseModel):
+    metrics: list[MetricModel] = Field(default_factory=list)
+    params: list[KeyValueModel] = Field(default_factory=list)
+    tags: list[KeyValueModel] = Field(default_factory=list)
+
+
+class MetricHistoryResponse(BaseModel):
+    metrics: list[MetricModel]
+
+
+class SearchRunsRequest(BaseModel):
+    experiment_ids: list[str]
+    filter: str = Field(default="", description="e.g. metrics.acc > 0.9 and params.lr = '0.1'")
+    view_type: ViewType = "ACTIVE_ONLY"
+    max_results: int = Field(default=1000, ge=1)
+    order_by: list[str] = Field(default_factory=list)
+    page_token: str | None = None
+
+
+class SearchRunsResponse(BaseModel):
+    runs: list[RunModel]
+    next_page_token: str | None
+
+
+class RunInputModel(BaseModel):
+    ref: str = Field(max_length=512)
+    context: str = Field(default="", max_length=64)
+    kind: str = Field(default="dataset", max_length=32)
+    digest: str | None = Field(default=None, max_length=128)
+    attributes: dict[str, Any] | None = None
+
+
+class LogInputsRequest(BaseModel):
+    inputs: list[RunInputModel]
+
+
+class InputsResponse(BaseModel):
+    inputs: list[RunInputModel]
+
+
+def _input_dict(i: RunInput) -> dict[str, Any]:
+    return {
+        "ref": i.ref,
+        "context": i.context,
+        "kind": i.kind,
+        "digest": i.digest,
+        "attributes": i.attributes,
+    }
+
+
+def runs_router(backend: TrackingBackend) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
+
+    @router.post("", status_code=201, response_model=RunModel)
+    def create_run(body: CreateRunRequest) -> Response:
+        """Start a run (status RUNNING) in an active experiment."""
+        run = backend.create_run(
+            body.experiment_id,
+            run_name=body.run_name,
+            user_id=body.user_id,
+            start_time=body.start_time if body.start_time is not None else now_ms(),
+            tags=body.tags,
+            parent_run_id=body.parent_run_id,
+        )
+        return OrjsonResponse(run.to_dict(), status_code=201)
+
+    # Fixed paths before "/{run_id}" so "search" is never taken for a run id.
+    @router.post("/search", response_model=SearchRunsResponse)
+    def search_runs(body: SearchRunsRequest) -> Response:
+        """Runs of the experiments matching ``filter``, a page at a time."""
+        runs, token = backend.search_runs(
+            body.experiment_ids,
+            body.filter,
+            body.view_type,
+            body.max_results,
+            body.order_by,
+            body.page_token,
+        )
+        return OrjsonResponse({"runs": [r.to_dict() for r in runs], "next_page_token": token})
+
+    @router.get("/{run_id}", response_model=RunModel)
+    def get_run(run_id: str) -> Response:
+        return OrjsonResponse(backend.get_run(run_id).to_dict())
+
+    @router.patch("/{run_id}", response_model=RunInfoModel)
+    def update_run(run_id: str, body: UpdateRunRequest) -> Response:
+        """Change status, end time or name; fields left out stay as they are."""
+        info = backend.update_run(
+            run_id, status=body.status, end_time=body.end_time, run_name=body.run_name
+        )
+        return OrjsonResponse(info.to_dict())
+
+    @router.delete("/{run_id}", status_code=204, response_class=Response)
+    def delete_run(run_id: str) -> Response:
+        """Mark a run deleted (restore it with POST /restore)."""
+        backend.delete_run(run_id)
+        return Response(status_code=204)
+
+    @router.post("/{run_id}/restore", status_code=204, response_class=Response)
+    def restore_run(run_id: str) -> Response:
+        backend.restore_run(run_id)
+        return Response(status_code=204)
+
+    @router.post("/{run_id}/log-batch", status_code=204, response_class=Response)
+    def log_batch(run_id: str, body: LogBatchRequest) -> Response:
+        """Write metrics, params and tags in one transaction: all land or none does.
+
+        A param given a value different from the stored one is 409 CONFLICT.
+        """
+        metrics = [
+            Metric(check_key("metric", m.key), float(m.value), m.timestamp, m.step)
+            for m in body.metrics
+        ]
+        params = [Param(p.key, p.value) for p in body.params]
+        tags = [RunTag(t.key, t.value) for t in body.tags]
+        backend.log_batch(run_id, metrics, params, tags)
+        return Response(status_code=204)
+
+    @router.get("/{run_id}/metrics/history", response_model=MetricHistoryResponse)
+    def get_metric_history(run_id: str, key: str) -> Response:
+        """Every point of one metric, by step then time."""
+        history = backend.get_metric_history(run_id, key)
+        return OrjsonResponse({"metrics": [m.to_dict() for m in history]})
+
+    @router.post("/{run_id}/inputs", status_code=204, response_class=Response)
+    def log_inputs(run_id: str, body: LogInputsRequest) -> Response:
+        """Record what the run read (dataset versions, …); recording twice is harmless."""
+        backend.log_inputs(
+            run_id,
+            [RunInput(i.ref, i.context, i.kind, i.digest, i.attributes) for i in body.inputs],
+        )
+        return Response(status_code=204)
+
+    @router.get("/{run_id}/inputs", response_model=InputsResponse)
+    def get_inputs(run_id: str) -> Response:
+        return OrjsonResponse({"inputs": [_input_dict(i) for i in backend.get_inputs(run_id)]})
+
+    return router

@@ -1,0 +1,228 @@
+"""Opening the metadata store: engine set-up per backend and automatic migrations.
+
+SQLite is tuned for many writers on one machine: WAL (readers never block writers), a
+busy timeout, and ``BEGIN IMMEDIATE`` for writes so a writer waits for the lock up front
+instead of failing half-way when it upgrades a read lock ("database is locked"). Every
+opened store is migrated to the newest schema first; concurrent openers serialize on a
+file lock (SQLite) or an advisory lock (PostgreSQL) so only one of them migrates.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+from mloop.errors import ConfigError, StoreError
+
+T = TypeVar("T")
+_MIGRATIONS = str(Path(__file__).with_name("migrations"))
+_PG_MIGRATION_LOCK = 0x6D6C6F6F70  # "mloop"
+_SCHEMES = {
+    "sqlite": "sqlite:///path/to/mloop.db",
+    "postgresql": "postgresql+psycopg://user@host:5432/dbname",
+}
+
+
+class MetadataStore:
+    """A migrated connection pool to the metadata store, shared by every repository."""
+
+    def __init__(self, uri: str, engine: Engine) -> None:
+        self.uri = uri
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._write_engine: Engine = engine
+        if self.dialect == "sqlite":
+            self._write_engine = engine.execution_options(sqlite_begin="IMMEDIATE")
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection in a read transaction (a consistent snapshot)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one write transaction, retrying while the store is busy.
+
+        All of ``work`` commits or none of it does; ``work`` must therefore be safe to run
+        again from the start, which holds for every caller as each builds its statements
+        from its arguments alone.
+        """
+        delay = 0.005
+        deadline = time.monotonic() + 60.0
+        while True:
+            try:
+                with self._write_engine.begin() as conn:
+                    return work(conn)
+            except OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise StoreError(
+                        f"the metadata store at {self.safe_uri} failed: {exc.orig}; "
+                        "check that it is reachable and not full"
+                    ) from exc
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.25)
+
+    @property
+    def safe_uri(self) -> str:
+        """The URI with any password hidden, for messages and logs."""
+        return make_url(self.uri).render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _is_busy(exc: OperationalError) -> bool:
+    message = str(exc.orig).lower()
+    return "locked" in message or "busy" in message or "deadlock" in message
+
+
+def _parse(uri: str) -> URL:
+    try:
+        url = make_url(uri)
+    except ArgumentError as exc:
+        raise ConfigError(
+            f"metadata store URI {uri!r} is not a database URI; use one of: "
+            + ", ".join(_SCHEMES.values())
+        ) from exc
+    if url.get_backend_name() not in _SCHEMES:
+        raise ConfigError(
+            f"metadata store URI scheme {url.drivername!r} is not supported; use one of: "
+            + ", ".join(_SCHEMES.values())
+        )
+    if url.get_backend_name() == "postgresql" and url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy emit BEGIN itself, below
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get('sqlite_begin', '')}")
+
+    return engine
+
+
+def _alembic_config(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    config.attributes["connection"] = conn
+    return config
+
+
+def _scripts() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of mloop knows."""
+    head = _scripts().get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+_migrated: set[str] = set()
+_migrate_lock = threading.Lock()
+
+
+def upgrade(store: MetadataStore) -> None:
+    """Bring the store's schema to the newest revision; a no-op when it is there already."""
+    head = head_revision()
+    with _migrate_lock, _cross_process_lock(store):
+        current = current_revision(store.engine)
+        if current == head:
+            return
+        known = {rev.revision for rev in _scripts().walk_revisions()}
+        if current is not None and current not in known:
+            raise StoreError(
+                f"the metadata store at {store.safe_uri} has schema revision {current}, "
+                "newer than this mloop knows; upgrade mloop (pip install -U mloop)"
+            )
+        with store.engine.begin() as conn:
+            command.upgrade(_alembic_config(conn), "head")
+
+
+@contextmanager
+def _cross_process_lock(store: MetadataStore) -> Iterator[None]:
+    if store.dialect == "sqlite":
+        database = store.engine.url.database or ""
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+    else:
+        with store.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                conn.commit()
+
+
+def open_store(uri: str, *, migrate: bool = True) -> MetadataStore:
+    """Open (creating and migrating as needed) the metadata store at ``uri``."""
+    url = _parse(uri)
+    try:
+        if url.get_backend_name() == "sqlite":
+            engine = _sqlite_engine(url)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigError(f"cannot open {uri!r}: {exc}; install the database driver") from exc
+    store = MetadataStore(url.render_as_string(hide_password=False), engine)
+    if migrate:
+        try:
+            if store.uri not in _migrated:
+                upgrade(store)
+                _migrated.add(store.uri)
+        except SQLAlchemyError as exc:
+            store.close()
+            raise StoreError(
+                f"cannot open the metadata store at {store.safe_uri}: {exc}; "
+                "check the URI and that the database server is running"
+            ) from exc
+    return store
+
+
+__all__ = ["MetadataStore", "current_revision", "head_revision", "open_store", "upgrade"]

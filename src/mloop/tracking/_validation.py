@@ -1,0 +1,53 @@
+"""Checks on names and values before they reach a store, with messages that say the fix."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mloop.errors import InvalidInput
+
+MAX_KEY = 250
+MAX_PARAM_VALUE = 8000
+MAX_TAG_VALUE = 65_000
+_KEY = re.compile(r"^[\w\-. /:]+$")
+
+
+def check_key(kind: str, key: Any) -> str:
+    if not isinstance(key, str) or not key:
+        raise InvalidInput(f"{kind} name must be a non-empty string, got {key!r}")
+    if len(key) > MAX_KEY:
+        raise InvalidInput(f"{kind} name {key[:40]!r}… is {len(key)} characters; at most {MAX_KEY}")
+    if not _KEY.match(key) or ".." in key.split("/") or key.startswith("/"):
+        raise InvalidInput(
+            f"{kind} name {key!r} may only contain letters, digits, '_', '-', '.', ' ', ':' and '/'"
+        )
+    return key
+
+
+def check_value(kind: str, key: str, value: Any, limit: int) -> str:
+    text = str(value)
+    if len(text) > limit:
+        raise InvalidInput(
+            f"{kind} {key!r} has a value of {len(text)} characters; at most {limit} — "
+            "log long text as an artifact instead (mloop.log_text)"
+        )
+    return text
+
+
+def check_metric_value(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"metric {key!r} must be a number, got {type(value).__name__} {value!r}"
+            ) from None
+        return number
+    return float(value)
+
+
+def check_step(key: str, step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise InvalidInput(f"metric {key!r}: step must be an integer, got {step!r}")
+    return step

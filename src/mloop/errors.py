@@ -55,13 +55,17 @@ class FilterSyntaxError(InvalidInput):
     code = "INVALID_FILTER"
 
     def __init__(self, message: str, *, text: str, column: int) -> None:
-        pointer = f"{text}\n{' ' * (column - 1)}^"
         super().__init__(
-            f"{message} (at column {column})\n{pointer}",
+            f"{message} (at column {column} of {text!r})",
             details={"column": column, "filter": text},
         )
         self.column = column
         self.text = text
+
+    @property
+    def pointer(self) -> str:
+        """The filter with a caret under the mistake, for display on two lines."""
+        return f"{self.text}\n{' ' * (self.column - 1)}^"
 
 
 class UnsafePath(InvalidInput):

@@ -59,9 +59,6 @@ class ArtifactStore:
     # -- writing --------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes) -> BlobInfo:
-        info = BlobInfo(hashlib.sha256(data).hexdigest(), len(data))
-        if self._backend.exists(blob_key(info.digest)):
-            return info
         return self.put_stream(io.BytesIO(data))
 
     def put_file(self, path: str | os.PathLike[str]) -> BlobInfo:
@@ -75,12 +72,24 @@ class ArtifactStore:
             return self.put_stream(stream)
 
     def put_stream(self, stream: BinaryIO) -> BlobInfo:
-        """Store everything ``stream`` yields, in bounded memory, de-duplicated."""
+        """Store everything ``stream`` yields, in bounded memory, de-duplicated.
+
+        Content that fits in one chunk is hashed in memory first, so storing something the
+        store already has (a run's environment lock, say) writes nothing at all.
+        """
+        head = _read_chunk(stream)
+        if len(head) < CHUNK_SIZE:
+            tail = _read_chunk(stream)
+            if not tail:
+                info = BlobInfo(hashlib.sha256(head).hexdigest(), len(head))
+                if self._backend.exists(blob_key(info.digest)):
+                    return info
+            head += tail
         fd, name = tempfile.mkstemp(prefix=".spool-", dir=self._backend.staging_dir())
         spool = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
-                info = _copy_hashing(stream, out)
+                info = _copy_hashing(head, stream, out)
             key = blob_key(info.digest)
             if not self._backend.exists(key):
                 self._backend.put_file(spool, key)
@@ -158,18 +167,24 @@ class ArtifactStore:
         )
 
 
-def _copy_hashing(stream: BinaryIO, out: BinaryIO) -> BlobInfo:
+def _read_chunk(stream: BinaryIO) -> bytes:
+    chunk = stream.read(CHUNK_SIZE)
+    if isinstance(chunk, str):
+        raise InvalidInput(
+            "put_stream needs a binary stream (open the file with mode 'rb'), but it yielded text"
+        )
+    return chunk or b""
+
+
+def _copy_hashing(head: bytes, stream: BinaryIO, out: BinaryIO) -> BlobInfo:
     hasher = hashlib.sha256()
     size = 0
-    while chunk := stream.read(CHUNK_SIZE):
-        if isinstance(chunk, str):
-            raise InvalidInput(
-                "put_stream needs a binary stream (open the file with mode 'rb'), "
-                "but it yielded text"
-            )
+    chunk = head
+    while chunk:
         hasher.update(chunk)
         out.write(chunk)
         size += len(chunk)
+        chunk = _read_chunk(stream)
     return BlobInfo(hasher.hexdigest(), size)
 
 

@@ -19,7 +19,7 @@ from mloop.cli._db import db_app
 from mloop.cli._demo import demo
 from mloop.cli._experiments import experiments_app
 from mloop.cli._runs import runs_app
-from mloop.errors import ConfigError, FilterSyntaxError, MloopError
+from mloop.errors import ConfigError, MloopError
 
 app = typer.Typer(
     name="mloop",
@@ -128,8 +128,6 @@ _USAGE_ERRORS = _usage_error_types()
 
 
 def _message(exc: MloopError) -> str:
-    if isinstance(exc, FilterSyntaxError):
-        return f"invalid filter {exc.text!r}: {exc.message.splitlines()[0]}"
     return exc.message or str(exc)
 
 

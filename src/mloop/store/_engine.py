@@ -10,6 +10,7 @@ file lock (SQLite) or an advisory lock (PostgreSQL) so only one of them migrates
 from __future__ import annotations
 
 import fcntl
+import functools
 import random
 import threading
 import time
@@ -24,9 +25,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
-from mloop.errors import ConfigError, StoreError
+from mloop.errors import ConfigError, InvalidInput, StoreError
 
 T = TypeVar("T")
 _MIGRATIONS = str(Path(__file__).with_name("migrations"))
@@ -67,6 +74,11 @@ class MetadataStore:
             try:
                 with self._write_engine.begin() as conn:
                     return work(conn)
+            except DataError as exc:
+                raise InvalidInput(
+                    f"the metadata store refused a value: {exc.orig}; shorten the value or "
+                    "remove control characters (NUL) from it"
+                ) from exc
             except OperationalError as exc:
                 if not _is_busy(exc) or time.monotonic() > deadline:
                     raise StoreError(
@@ -138,6 +150,7 @@ def _alembic_config(conn: Connection) -> Config:
     return config
 
 
+@functools.cache
 def _scripts() -> ScriptDirectory:
     config = Config()
     config.set_main_option("script_location", _MIGRATIONS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -77,7 +77,7 @@ class Experiment:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Experiment:
-        return cls(**data)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +107,7 @@ class RunInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunInfo:
-        return cls(**{**data, "status": RunStatus(data["status"])})
+        return cls(**{**_known(cls, data), "status": RunStatus(data["status"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,7 @@ class ArtifactInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArtifactInfo:
-        return cls(**data)
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +173,12 @@ class RunInput:
     kind: str = "dataset"
     digest: str | None = None
     attributes: dict[str, Any] | None = None
+
+
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields ``cls`` has: a newer server may send more, and old clients go on."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def _json_float(value: float) -> float | str:

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from mloop._ids import now_ms
-from mloop.config import get_settings
+from mloop.config import Settings, get_settings
 from mloop.errors import InvalidInput, NotFound
 from mloop.tracking import _capture
 from mloop.tracking._backend import ACTIVE_ONLY, TrackingBackend
@@ -81,6 +81,7 @@ class _State:
         self.tracking_uri: str | None = None
         self.experiment_id: str | None = None
         self.seed_tags: dict[str, str] = {}
+        self.settings: Settings | None = None
 
     def stack(self) -> list[ActiveRun]:
         stack: list[ActiveRun] | None = getattr(self.local, "stack", None)
@@ -91,7 +92,7 @@ class _State:
     def get_backend(self) -> tuple[TrackingBackend, WriteBuffer]:
         with self.lock:
             if self.backend is None or self.buffer is None:
-                settings = get_settings()
+                self.settings = settings = get_settings()
                 self.backend = backend_for(self.tracking_uri, settings)
                 self.buffer = WriteBuffer(self.backend, settings.flush_interval)
             return self.backend, self.buffer
@@ -210,7 +211,8 @@ def start_run(
         backend.get_run(parent).info.experiment_id if parent else _current_experiment_id(backend)
     )
     all_tags = {check_key("tag", k): str(v) for k, v in (tags or {}).items()}
-    captured = _capture.capture_start() if get_settings().capture else None
+    settings = _state.settings or get_settings()
+    captured = _capture.capture_start() if settings.capture else None
     if captured is not None:
         all_tags = {**captured.tags, **all_tags}
     all_tags.update(_state.seed_tags)
@@ -219,7 +221,7 @@ def start_run(
     run = backend.create_run(
         exp_id,
         run_name=run_name or random_run_name(),
-        user_id=get_settings().user or _user(),
+        user_id=settings.user or _user(),
         start_time=now_ms(),
         tags=all_tags,
         parent_run_id=parent,

@@ -48,7 +48,7 @@ TAGS = cast(Table, s.RunTag.__table__)
 ARTIFACTS = cast(Table, s.RunArtifact.__table__)
 INPUTS = cast(Table, s.RunInput.__table__)
 LINEAGE = cast(Table, s.LineageEdge.__table__)
-DEFAULT_EXPERIMENT = "Default"
+MAX_EXPERIMENT_NAME = 256
 MAX_RESULTS = 50_000
 
 
@@ -71,6 +71,14 @@ class SqlBackend:
     ) -> str:
         if not isinstance(name, str) or not name.strip():
             raise InvalidInput("experiment name must be a non-empty string")
+        if len(name) > MAX_EXPERIMENT_NAME:
+            raise InvalidInput(
+                f"experiment name is {len(name)} characters; at most {MAX_EXPERIMENT_NAME}"
+            )
+        tags = {
+            check_key("tag", k): check_value("tag", k, v, MAX_TAG_VALUE)
+            for k, v in (tags or {}).items()
+        }
         experiment_id = new_id()
         now = now_ms()
 
@@ -124,6 +132,7 @@ class SqlBackend:
         return found[0] if found else None
 
     def search_experiments(self, view_type: str = ACTIVE_ONLY) -> list[Experiment]:
+        _check_view_type(view_type)
         with self.store.read() as conn:
             return self._experiments(conn, _stage(EXPERIMENTS.c.lifecycle_stage, view_type))
 
@@ -264,7 +273,11 @@ class SqlBackend:
             )
             if result.rowcount == 0:
                 raise NotFound(f"run {run_id!r} does not exist")
-        return self.get_run(run_id).info
+        with self.store.read() as conn:
+            row = conn.execute(select(RUNS).where(RUNS.c.run_id == run_id)).first()
+        if row is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return _info(row)
 
     def delete_run(self, run_id: str) -> None:
         self._set_stage(run_id, "deleted")
@@ -304,7 +317,7 @@ class SqlBackend:
         metric_rows = [
             {
                 "run_id": run_id,
-                "key": m.key,
+                "key": check_key("metric", m.key),
                 "value": None if math.isnan(m.value) else m.value,
                 "step": m.step,
                 "timestamp": m.timestamp,
@@ -396,8 +409,7 @@ class SqlBackend:
         order_by: Sequence[str] = (),
         page_token: str | None = None,
     ) -> tuple[list[Run], str | None]:
-        if view_type not in VIEW_TYPES:
-            raise InvalidInput(f"view type {view_type!r} is not one of {', '.join(VIEW_TYPES)}")
+        _check_view_type(view_type)
         if not 1 <= max_results <= MAX_RESULTS:
             raise InvalidInput(
                 f"max_results must be between 1 and {MAX_RESULTS}, got {max_results}"
@@ -440,17 +452,7 @@ class SqlBackend:
                 into.setdefault(rid, {})[key] = value
         return [
             Run(
-                RunInfo(
-                    run_id=r.run_id,
-                    experiment_id=r.experiment_id,
-                    run_name=r.name,
-                    user_id=r.user,
-                    status=RunStatus(r.status),
-                    start_time=r.start_time,
-                    end_time=r.end_time,
-                    parent_run_id=r.parent_run_id,
-                    lifecycle_stage=r.lifecycle_stage,
-                ),
+                _info(r),
                 RunData(metrics.get(rid, {}), params.get(rid, {}), tags.get(rid, {})),
             )
             for rid in run_ids
@@ -498,6 +500,8 @@ class SqlBackend:
 
     def get_inputs(self, run_id: str) -> list[RunInput]:
         with self.store.read() as conn:
+            if not self._run_exists(conn, run_id):
+                raise NotFound(f"run {run_id!r} does not exist")
             rows = conn.execute(
                 select(INPUTS).where(INPUTS.c.run_id == run_id).order_by(INPUTS.c.created_time)
             ).all()
@@ -573,6 +577,25 @@ class SqlBackend:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _info(row: Any) -> RunInfo:
+    return RunInfo(
+        run_id=row.run_id,
+        experiment_id=row.experiment_id,
+        run_name=row.name,
+        user_id=row.user,
+        status=RunStatus(row.status),
+        start_time=row.start_time,
+        end_time=row.end_time,
+        parent_run_id=row.parent_run_id,
+        lifecycle_stage=row.lifecycle_stage,
+    )
+
+
+def _check_view_type(view_type: str) -> None:
+    if view_type not in VIEW_TYPES:
+        raise InvalidInput(f"view type {view_type!r} is not one of {', '.join(VIEW_TYPES)}")
 
 
 def _stage(column: Any, view_type: str) -> Any:

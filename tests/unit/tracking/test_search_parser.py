@@ -198,7 +198,8 @@ def test_invalid(text: str, caret: str, message: str) -> None:
 def test_error_message_shows_where() -> None:
     with pytest.raises(FilterSyntaxError) as info:
         parse_filter("metrics.acc foo 1")
-    assert str(info.value).splitlines()[1:] == ["metrics.acc foo 1", "            ^"]
+    assert info.value.pointer.splitlines() == ["metrics.acc foo 1", "            ^"]
+    assert "column 13" in str(info.value)
 
 
 # -- order_by -----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ itself all go through this one interface, so embedded and remote behave the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import BinaryIO, Protocol
 
 from mloop.tracking._entities import (
@@ -58,7 +58,10 @@ class TrackingBackend(Protocol):
         start_time: int,
         tags: dict[str, str],
         parent_run_id: str | None,
-    ) -> Run: ...
+        artifacts: Mapping[str, bytes] | None = None,
+    ) -> Run:
+        """Create a run with its first tags and small files (what capture records) at once."""
+        ...
 
     def get_run(self, run_id: str) -> Run: ...
 

@@ -225,10 +225,8 @@ def start_run(
         start_time=now_ms(),
         tags=all_tags,
         parent_run_id=parent,
+        artifacts=captured.artifacts if captured is not None else None,
     )
-    if captured is not None:
-        for path, content in captured.artifacts.items():
-            backend.log_artifact_stream(run.info.run_id, path, io.BytesIO(content))
     active = ActiveRun(run, _capture.ResourceMeter())
     stack.append(active)
     return active

@@ -10,7 +10,7 @@ that reads the response as it arrives.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, NoReturn
 from urllib.parse import quote
 
@@ -106,6 +106,7 @@ class RestBackend:
         start_time: int,
         tags: dict[str, str],
         parent_run_id: str | None,
+        artifacts: Mapping[str, bytes] | None = None,
     ) -> Run:
         body = {
             "experiment_id": experiment_id,
@@ -115,7 +116,10 @@ class RestBackend:
             "tags": tags,
             "parent_run_id": parent_run_id,
         }
-        return Run.from_dict(self._call("POST", "/runs", json=body))
+        run = Run.from_dict(self._call("POST", "/runs", json=body))
+        for path, content in (artifacts or {}).items():
+            self.log_artifact_stream(run.info.run_id, path, io.BytesIO(content))
+        return run
 
     def get_run(self, run_id: str) -> Run:
         return Run.from_dict(self._call("GET", f"/runs/{_q(run_id)}"))

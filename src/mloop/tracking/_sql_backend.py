@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
 import orjson
-from sqlalchemy import Connection, Table, and_, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
@@ -60,6 +60,7 @@ class SqlBackend:
         self.artifacts = artifacts
         dialect = postgresql if store.dialect == "postgresql" else sqlite
         self._insert = dialect.insert
+        self._sql = _HotStatements(dialect.insert)
 
     # -- experiments --------------------------------------------------------------------
 
@@ -183,8 +184,22 @@ class SqlBackend:
         start_time: int,
         tags: dict[str, str],
         parent_run_id: str | None,
+        artifacts: Mapping[str, bytes] | None = None,
     ) -> Run:
         run_id = new_id()
+        now = now_ms()
+        artifact_rows = []
+        for path, content in (artifacts or {}).items():
+            blob = self.artifacts.put_bytes(content)
+            artifact_rows.append(
+                {
+                    "run_id": run_id,
+                    "path": safe_relpath(path),
+                    "digest": blob.digest,
+                    "size": blob.size,
+                    "created_time": now,
+                }
+            )
         tag_rows = [
             {
                 "run_id": run_id,
@@ -205,12 +220,10 @@ class SqlBackend:
             "lifecycle_stage": "active",
         }
 
+        sql = self._sql
+
         def work(conn: Connection) -> None:
-            exp = conn.execute(
-                select(EXPERIMENTS.c.lifecycle_stage).where(
-                    EXPERIMENTS.c.experiment_id == experiment_id
-                )
-            ).first()
+            exp = conn.execute(sql.experiment_stage, {"b_experiment_id": experiment_id}).first()
             if exp is None:
                 raise NotFound(f"experiment {experiment_id!r} does not exist")
             if exp[0] != "active":
@@ -219,9 +232,11 @@ class SqlBackend:
                 )
             if parent_run_id is not None and not self._run_exists(conn, parent_run_id):
                 raise NotFound(f"parent run {parent_run_id!r} does not exist")
-            conn.execute(insert(RUNS).values(values))
+            conn.execute(sql.insert_run, values)
             if tag_rows:
-                conn.execute(insert(TAGS), tag_rows)
+                conn.execute(sql.insert_tags, tag_rows)
+            if artifact_rows:
+                conn.execute(sql.insert_artifacts, artifact_rows)
 
         self.store.write(work)
         info = RunInfo(
@@ -237,11 +252,8 @@ class SqlBackend:
         )
         return Run(info, RunData(tags={r["key"]: r["value"] for r in tag_rows}))
 
-    @staticmethod
-    def _run_exists(conn: Connection, run_id: str) -> bool:
-        return (
-            conn.execute(select(RUNS.c.run_id).where(RUNS.c.run_id == run_id)).first() is not None
-        )
+    def _run_exists(self, conn: Connection, run_id: str) -> bool:
+        return conn.execute(self._sql.run_exists, {"b_run_id": run_id}).first() is not None
 
     def get_run(self, run_id: str) -> Run:
         with self.store.read() as conn:
@@ -265,16 +277,12 @@ class SqlBackend:
             values["end_time"] = end_time
         if run_name is not None:
             values["name"] = run_name
-        if values:
-            result = self.store.write(
-                lambda conn: conn.execute(
-                    update(RUNS).where(RUNS.c.run_id == run_id).values(values)
-                )
-            )
-            if result.rowcount == 0:
-                raise NotFound(f"run {run_id!r} does not exist")
-        with self.store.read() as conn:
-            row = conn.execute(select(RUNS).where(RUNS.c.run_id == run_id)).first()
+        if not values:
+            with self.store.read() as conn:
+                row = conn.execute(select(RUNS).where(RUNS.c.run_id == run_id)).first()
+        else:
+            params = {**values, "b_run_id": run_id}
+            row = self.store.write(lambda conn: conn.execute(self._sql.update_run, params).first())
         if row is None:
             raise NotFound(f"run {run_id!r} does not exist")
         return _info(row)
@@ -326,53 +334,26 @@ class SqlBackend:
         ]
         latest = _latest_rows(metric_rows)
 
+        sql = self._sql
+
         def work(conn: Connection) -> None:
-            if not self._run_exists(conn, run_id):
-                raise NotFound(f"run {run_id!r} does not exist; cannot log to it")
             if param_rows:
                 self._write_params(conn, run_id, param_rows)
             if tag_rows:
-                stmt = self._insert(TAGS)
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[TAGS.c.run_id, TAGS.c.key],
-                        set_={"value": stmt.excluded.value},
-                    ),
-                    tag_rows,
-                )
+                conn.execute(sql.upsert_tags, tag_rows)
             if metric_rows:
-                conn.execute(insert(METRICS), metric_rows)
-                stmt = self._insert(LATEST)
-                newer = or_(
-                    stmt.excluded.step > LATEST.c.step,
-                    and_(
-                        stmt.excluded.step == LATEST.c.step,
-                        stmt.excluded.timestamp >= LATEST.c.timestamp,
-                    ),
-                )
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[LATEST.c.run_id, LATEST.c.key],
-                        set_={
-                            "value": stmt.excluded.value,
-                            "step": stmt.excluded.step,
-                            "timestamp": stmt.excluded.timestamp,
-                        },
-                        where=newer,
-                    ),
-                    latest,
-                )
+                conn.execute(sql.insert_metrics, metric_rows)
+                conn.execute(sql.upsert_latest, latest)
 
-        self.store.write(work)
+        try:
+            self.store.write(work)
+        except SAIntegrityError:  # the foreign key on run_id: the run is not there
+            raise NotFound(f"run {run_id!r} does not exist; cannot log to it") from None
 
     def _write_params(self, conn: Connection, run_id: str, rows: list[dict[str, str]]) -> None:
         keys = [r["key"] for r in rows]
         existing = dict(
-            conn.execute(
-                select(PARAMS.c.key, PARAMS.c.value).where(
-                    PARAMS.c.run_id == run_id, PARAMS.c.key.in_(keys)
-                )
-            ).all()
+            conn.execute(self._sql.existing_params, {"b_run_id": run_id, "b_keys": keys}).all()
         )
         for row in rows:
             old = existing.get(row["key"])
@@ -385,7 +366,7 @@ class SqlBackend:
                 )
         new = [r for r in rows if r["key"] not in existing]
         if new:
-            conn.execute(self._insert(PARAMS).on_conflict_do_nothing(), new)
+            conn.execute(self._sql.insert_params, new)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self.store.read() as conn:
@@ -577,6 +558,48 @@ class SqlBackend:
 
     def close(self) -> None:
         self.store.close()
+
+
+class _HotStatements:
+    """Statements of the hot paths, built once: building them per call costs more than
+    running them on SQLite."""
+
+    def __init__(self, dialect_insert: Any) -> None:
+        run_id: Any = bindparam("b_run_id")
+        self.run_exists = select(RUNS.c.run_id).where(RUNS.c.run_id == run_id)
+        self.experiment_stage = select(EXPERIMENTS.c.lifecycle_stage).where(
+            EXPERIMENTS.c.experiment_id == bindparam("b_experiment_id")
+        )
+        self.insert_run = insert(RUNS)
+        self.insert_tags = insert(TAGS)
+        self.insert_artifacts = insert(ARTIFACTS)
+        self.insert_metrics = insert(METRICS)
+        self.update_run = update(RUNS).where(RUNS.c.run_id == run_id).returning(RUNS)
+        self.existing_params = select(PARAMS.c.key, PARAMS.c.value).where(
+            PARAMS.c.run_id == run_id, PARAMS.c.key.in_(bindparam("b_keys", expanding=True))
+        )
+        self.insert_params = dialect_insert(PARAMS).on_conflict_do_nothing()
+        tags = dialect_insert(TAGS)
+        self.upsert_tags = tags.on_conflict_do_update(
+            index_elements=[TAGS.c.run_id, TAGS.c.key], set_={"value": tags.excluded.value}
+        )
+        latest = dialect_insert(LATEST)
+        newer = or_(
+            latest.excluded.step > LATEST.c.step,
+            and_(
+                latest.excluded.step == LATEST.c.step,
+                latest.excluded.timestamp >= LATEST.c.timestamp,
+            ),
+        )
+        self.upsert_latest = latest.on_conflict_do_update(
+            index_elements=[LATEST.c.run_id, LATEST.c.key],
+            set_={
+                "value": latest.excluded.value,
+                "step": latest.excluded.step,
+                "timestamp": latest.excluded.timestamp,
+            },
+            where=newer,
+        )
 
 
 def _info(row: Any) -> RunInfo:

@@ -89,9 +89,10 @@ def server(cmd: list[str], port: int, env: dict[str, str]) -> Iterator[tuple[flo
         rss, count = tree_rss_mb(proc.pid)
         yield ready, rss, count
     finally:
-        for child in psutil.Process(proc.pid).children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    child.kill()
         proc.kill()
         proc.wait()
 
@@ -99,7 +100,7 @@ def server(cmd: list[str], port: int, env: dict[str, str]) -> Iterator[tuple[flo
 def mloop_server(home: Path) -> tuple[list[str], int, dict[str, str]]:
     port = free_port()
     env = {**os.environ, "MLOOP_HOME": str(home)}
-    return [sys.executable, "-m", "mloop.cli", "server", "--port", str(port)], port, env
+    return [sys.executable, "-m", "mloop.server", "--port", str(port)], port, env
 
 
 def mlflow_server(home: Path, workers: int) -> tuple[list[str], int, dict[str, str]]:

@@ -86,6 +86,18 @@ class TrackingBackend(Protocol):
         tags: Sequence[RunTag] = (),
     ) -> None: ...
 
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Write a run's last batch and end it, in one step where the store allows."""
+        ...
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 
     def search_runs(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.tracking._backend import TrackingBackend
-from mloop.tracking._entities import Metric, Param, RunTag
+from mloop.tracking._entities import Metric, Param, RunStatus, RunTag
 
 MAX_PENDING_POINTS = 50_000
 
@@ -116,10 +116,24 @@ class WriteBuffer:
             if error is not None:
                 raise error
 
-    def forget(self, run_id: str) -> None:
-        """Drop the memory of a run's params once it has ended."""
-        with self._lock:
-            self._logged_params.pop(run_id, None)
+    def finish(self, run_id: str, status: RunStatus, end_time: int) -> None:
+        """Write a run's pending batch and end the run in one store transaction."""
+        with self._flush_lock:
+            with self._lock:
+                batch = self._pending.pop(run_id, None) or _Pending()
+                self._points -= len(batch.metrics)
+                self._logged_params.pop(run_id, None)
+                error, self._error = self._error, None
+            self._backend.finish_run(
+                run_id,
+                status,
+                end_time,
+                batch.metrics,
+                [Param(k, v) for k, v in batch.params.items()],
+                [RunTag(k, v) for k, v in batch.tags.items()],
+            )
+            if error is not None:
+                raise error
 
     def _requeue(self, batches: list[tuple[str, _Pending]]) -> None:
         with self._lock:

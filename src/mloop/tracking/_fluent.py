@@ -8,6 +8,7 @@ Each thread has its own stack of active runs; writes go through one shared
 from __future__ import annotations
 
 import atexit
+import contextlib
 import io
 import json
 import os
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mloop._ids import now_ms
 from mloop.config import Settings, get_settings
-from mloop.errors import InvalidInput, NotFound
+from mloop.errors import InvalidInput, MloopError, NotFound
 from mloop.tracking import _capture
 from mloop.tracking._backend import ACTIVE_ONLY, TrackingBackend
 from mloop.tracking._buffer import WriteBuffer
@@ -282,10 +283,13 @@ def _end(active: ActiveRun, status: RunStatus) -> None:
                 ],
             )
             buffer.add_tags(run_id, {k: v for k, v in resources.items() if isinstance(v, str)})
-        buffer.flush(run_id)
+        buffer.finish(run_id, status, now_ms())
+    except BaseException:
+        # The last batch was refused or the store failed: still end the run, then report.
+        with contextlib.suppress(MloopError):
+            backend.update_run(run_id, status=status, end_time=now_ms())
+        raise
     finally:
-        backend.update_run(run_id, status=status, end_time=now_ms())
-        buffer.forget(run_id)
         _state.local.last_run_id = run_id
 
 

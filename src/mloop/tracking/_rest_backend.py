@@ -161,6 +161,18 @@ class RestBackend:
         }
         self._call("POST", f"/runs/{_q(run_id)}/log-batch", json=body)
 
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        self.log_batch(run_id, metrics, params, tags)
+        self.update_run(run_id, status=status, end_time=end_time)
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         answer = self._call("GET", f"/runs/{_q(run_id)}/metrics/history", params={"key": key})
         return [Metric.from_dict(m) for m in answer["metrics"]]

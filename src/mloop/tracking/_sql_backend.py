@@ -311,8 +311,29 @@ class SqlBackend:
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        if not (metrics or params or tags):
-            return
+        if metrics or params or tags:
+            self._write_batch(run_id, metrics, params, tags, None)
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: RunStatus,
+        end_time: int,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        end = {"status": RunStatus(status).value, "end_time": end_time, "b_run_id": run_id}
+        self._write_batch(run_id, metrics, params, tags, end)
+
+    def _write_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: Sequence[Param],
+        tags: Sequence[RunTag],
+        end: dict[str, Any] | None,
+    ) -> None:
         param_rows = _unique_params(run_id, params)
         tag_rows = [
             {
@@ -344,6 +365,8 @@ class SqlBackend:
             if metric_rows:
                 conn.execute(sql.insert_metrics, metric_rows)
                 conn.execute(sql.upsert_latest, latest)
+            if end is not None and conn.execute(sql.update_run, end).first() is None:
+                raise NotFound(f"run {run_id!r} does not exist")
 
         try:
             self.store.write(work)

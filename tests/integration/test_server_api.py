@@ -278,6 +278,7 @@ def test_openapi_documents_every_operation_without_422(api: Api) -> None:
     assert operations == {
         ("GET", "/health"),
         ("POST", "/api/v1/experiments"),
+        ("POST", "/api/v1/runs/{run_id}/finish"),
         ("GET", "/api/v1/experiments"),
         ("GET", "/api/v1/experiments/by-name"),
         ("GET", "/api/v1/experiments/{experiment_id}"),

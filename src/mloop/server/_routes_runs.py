@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Base64Bytes, BaseModel, Field, StringConstraints
 from starlette.responses import Response
 
 from mloop._ids import now_ms
+from mloop.errors import InvalidInput
 from mloop.server._errors import ERROR_RESPONSES, OrjsonResponse
 from mloop.server._routes_experiments import TagKey, ViewType
 from mloop.tracking._backend import TrackingBackend
@@ -19,6 +20,9 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 Key = Annotated[str, StringConstraints(min_length=1, max_length=250)]
 # JSON has no NaN or infinity: such metric values travel as the strings Python prints.
 NonFinite = Literal["nan", "inf", "-inf"]
+
+
+SMALL_FILE_LIMIT = 1 << 20
 
 
 class RunInfoModel(BaseModel):
@@ -51,6 +55,11 @@ class CreateRunRequest(BaseModel):
     start_time: Int64 | None = Field(default=None, description="Milliseconds; default now.")
     tags: dict[TagKey, str] = Field(default_factory=dict)
     parent_run_id: str | None = None
+    artifacts: dict[str, Base64Bytes] = Field(
+        default_factory=dict,
+        description="Small files stored with the run as it is created (base64, up to 1 MiB "
+        "each): what automatic capture records. Larger files go through PUT …/artifact.",
+    )
 
 
 class UpdateRunRequest(BaseModel):
@@ -72,6 +81,14 @@ class KeyValueModel(BaseModel):
 
 
 class LogBatchRequest(BaseModel):
+    metrics: list[MetricModel] = Field(default_factory=list)
+    params: list[KeyValueModel] = Field(default_factory=list)
+    tags: list[KeyValueModel] = Field(default_factory=list)
+
+
+class FinishRunRequest(BaseModel):
+    status: RunStatus
+    end_time: Int64 | None = Field(default=None, description="Milliseconds; default now.")
     metrics: list[MetricModel] = Field(default_factory=list)
     params: list[KeyValueModel] = Field(default_factory=list)
     tags: list[KeyValueModel] = Field(default_factory=list)
@@ -121,6 +138,28 @@ def _input_dict(i: RunInput) -> dict[str, Any]:
     }
 
 
+def _batch(
+    body: LogBatchRequest | FinishRunRequest,
+) -> tuple[list[Metric], list[Param], list[RunTag]]:
+    metrics = [
+        Metric(check_key("metric", m.key), float(m.value), m.timestamp, m.step)
+        for m in body.metrics
+    ]
+    params = [Param(p.key, p.value) for p in body.params]
+    tags = [RunTag(t.key, t.value) for t in body.tags]
+    return metrics, params, tags
+
+
+def _small_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    for path, content in files.items():
+        if len(content) > SMALL_FILE_LIMIT:
+            raise InvalidInput(
+                f"artifact {path!r} is {len(content)} bytes; files sent with a new run may be "
+                f"at most {SMALL_FILE_LIMIT} bytes — upload larger ones with PUT …/artifact"
+            )
+    return files
+
+
 def runs_router(backend: TrackingBackend) -> APIRouter:
     router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
 
@@ -134,6 +173,7 @@ def runs_router(backend: TrackingBackend) -> APIRouter:
             start_time=body.start_time if body.start_time is not None else now_ms(),
             tags=body.tags,
             parent_run_id=body.parent_run_id,
+            artifacts=_small_files(body.artifacts),
         )
         return OrjsonResponse(run.to_dict(), status_code=201)
 
@@ -180,13 +220,14 @@ def runs_router(backend: TrackingBackend) -> APIRouter:
 
         A param given a value different from the stored one is 409 CONFLICT.
         """
-        metrics = [
-            Metric(check_key("metric", m.key), float(m.value), m.timestamp, m.step)
-            for m in body.metrics
-        ]
-        params = [Param(p.key, p.value) for p in body.params]
-        tags = [RunTag(t.key, t.value) for t in body.tags]
-        backend.log_batch(run_id, metrics, params, tags)
+        backend.log_batch(run_id, *_batch(body))
+        return Response(status_code=204)
+
+    @router.post("/{run_id}/finish", status_code=204, response_class=Response)
+    def finish_run(run_id: str, body: FinishRunRequest) -> Response:
+        """Write the run's last batch and end it, in one transaction."""
+        end_time = body.end_time if body.end_time is not None else now_ms()
+        backend.finish_run(run_id, body.status, end_time, *_batch(body))
         return Response(status_code=204)
 
     @router.get("/{run_id}/metrics/history", response_model=MetricHistoryResponse)

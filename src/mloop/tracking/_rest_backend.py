@@ -9,6 +9,7 @@ that reads the response as it arrives.
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, NoReturn
@@ -116,9 +117,12 @@ class RestBackend:
             "tags": tags,
             "parent_run_id": parent_run_id,
         }
+        small = {p: c for p, c in (artifacts or {}).items() if len(c) <= SMALL_FILE_LIMIT}
+        body["artifacts"] = {p: base64.b64encode(c).decode() for p, c in small.items()}
         run = Run.from_dict(self._call("POST", "/runs", json=body))
         for path, content in (artifacts or {}).items():
-            self.log_artifact_stream(run.info.run_id, path, io.BytesIO(content))
+            if path not in small:
+                self.log_artifact_stream(run.info.run_id, path, io.BytesIO(content))
         return run
 
     def get_run(self, run_id: str) -> Run:
@@ -154,12 +158,7 @@ class RestBackend:
     ) -> None:
         if not (metrics or params or tags):
             return
-        body = {
-            "metrics": [m.to_dict() for m in metrics],
-            "params": [{"key": p.key, "value": p.value} for p in params],
-            "tags": [{"key": t.key, "value": t.value} for t in tags],
-        }
-        self._call("POST", f"/runs/{_q(run_id)}/log-batch", json=body)
+        self._call("POST", f"/runs/{_q(run_id)}/log-batch", json=_batch_body(metrics, params, tags))
 
     def finish_run(
         self,
@@ -170,8 +169,12 @@ class RestBackend:
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        self.log_batch(run_id, metrics, params, tags)
-        self.update_run(run_id, status=status, end_time=end_time)
+        body = {
+            "status": RunStatus(status).value,
+            "end_time": end_time,
+            **_batch_body(metrics, params, tags),
+        }
+        self._call("POST", f"/runs/{_q(run_id)}/finish", json=body)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         answer = self._call("GET", f"/runs/{_q(run_id)}/metrics/history", params={"key": key})
@@ -402,3 +405,16 @@ def _redacted(uri: str) -> str:
 def _q(segment: str) -> str:
     """One URL path segment: ids with '/', '?' or '#' must not change the route."""
     return quote(segment, safe="")
+
+
+SMALL_FILE_LIMIT = 1 << 20  # files up to this size travel inside the create-run request
+
+
+def _batch_body(
+    metrics: Sequence[Metric], params: Sequence[Param], tags: Sequence[RunTag]
+) -> dict[str, Any]:
+    return {
+        "metrics": [m.to_dict() for m in metrics],
+        "params": [{"key": p.key, "value": p.value} for p in params],
+        "tags": [{"key": t.key, "value": t.value} for t in tags],
+    }

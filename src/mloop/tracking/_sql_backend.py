@@ -374,22 +374,26 @@ class SqlBackend:
             raise NotFound(f"run {run_id!r} does not exist; cannot log to it") from None
 
     def _write_params(self, conn: Connection, run_id: str, rows: list[dict[str, str]]) -> None:
-        keys = [r["key"] for r in rows]
-        existing = dict(
-            conn.execute(self._sql.existing_params, {"b_run_id": run_id, "b_keys": keys}).all()
-        )
-        for row in rows:
-            old = existing.get(row["key"])
-            if old is not None and old != row["value"]:
+        """Insert new params; a key already stored must carry the same value.
+
+        The insert skips stored keys and reports the ones it wrote, so the common case
+        (all new) is one statement; only skipped keys are read back and compared.
+        """
+        written = set(conn.execute(self._sql.insert_params, rows).scalars())
+        skipped = {r["key"]: r["value"] for r in rows if r["key"] not in written}
+        if not skipped:
+            return
+        existing = conn.execute(
+            self._sql.existing_params, {"b_run_id": run_id, "b_keys": list(skipped)}
+        ).all()
+        for key, old in existing:
+            if old != skipped[key]:
                 raise Conflict(
-                    f"param {row['key']!r} of run {run_id} is already {old!r} and cannot "
-                    f"change to {row['value']!r}; params are immutable — log a new run, "
+                    f"param {key!r} of run {run_id} is already {old!r} and cannot "
+                    f"change to {skipped[key]!r}; params are immutable — log a new run, "
                     "or use a metric or tag for values that change",
-                    details={"key": row["key"], "old": old, "new": row["value"]},
+                    details={"key": key, "old": old, "new": skipped[key]},
                 )
-        new = [r for r in rows if r["key"] not in existing]
-        if new:
-            conn.execute(self._sql.insert_params, new)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with self.store.read() as conn:
@@ -601,7 +605,7 @@ class _HotStatements:
         self.existing_params = select(PARAMS.c.key, PARAMS.c.value).where(
             PARAMS.c.run_id == run_id, PARAMS.c.key.in_(bindparam("b_keys", expanding=True))
         )
-        self.insert_params = dialect_insert(PARAMS).on_conflict_do_nothing()
+        self.insert_params = dialect_insert(PARAMS).on_conflict_do_nothing().returning(PARAMS.c.key)
         tags = dialect_insert(TAGS)
         self.upsert_tags = tags.on_conflict_do_update(
             index_elements=[TAGS.c.run_id, TAGS.c.key], set_={"value": tags.excluded.value}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import io
@@ -575,3 +576,43 @@ def test_a_non_mloop_error_answer_is_remote_error() -> None:
         "short and stout",
         {"x": 1},
     )
+
+
+def test_a_run_is_created_with_small_files_and_finished_in_one_request(api: Api) -> None:
+    exp = _experiment(api)
+    encoded = base64.b64encode(b"numpy==2.0\n").decode()
+    created = api.post(
+        "/api/v1/runs",
+        json={"experiment_id": exp, "artifacts": {"_mloop/requirements.lock": encoded}},
+    )
+    assert created.status_code == 201
+    run_id = created.json()["info"]["run_id"]
+    lock = api.get(f"/api/v1/runs/{run_id}/artifact", params={"path": "_mloop/requirements.lock"})
+    assert lock.content == b"numpy==2.0\n"
+    finished = api.post(
+        f"/api/v1/runs/{run_id}/finish",
+        json={
+            "status": "FINISHED",
+            "end_time": 5,
+            "metrics": [{"key": "acc", "value": 0.9, "timestamp": 1, "step": 0}],
+            "params": [{"key": "lr", "value": "0.1"}],
+        },
+    )
+    assert finished.status_code == 204
+    run = api.get(f"/api/v1/runs/{run_id}").json()
+    assert run["info"]["status"] == "FINISHED"
+    assert run["info"]["end_time"] == 5
+    assert run["data"]["metrics"] == {"acc": 0.9}
+    assert run["data"]["params"] == {"lr": "0.1"}
+    assert_error(
+        api.post("/api/v1/runs/missing/finish", json={"status": "FINISHED"}), 404, "NOT_FOUND"
+    )
+    too_big = base64.b64encode(b"x" * ((1 << 20) + 1)).decode()
+    body = assert_error(
+        api.post("/api/v1/runs", json={"experiment_id": exp, "artifacts": {"big.bin": too_big}}),
+        400,
+        "INVALID_INPUT",
+    )
+    assert "PUT" in body["message"]
+    escaping = api.post("/api/v1/runs", json={"experiment_id": exp, "artifacts": {"../x": encoded}})
+    assert_error(escaping, 400, "UNSAFE_PATH")

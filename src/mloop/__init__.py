@@ -61,6 +61,16 @@ from mloop.tracking import (
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``mloop.data`` loads on first use: Arrow and the sketches stay out of tracking code."""
+    if name == "data":
+        import importlib
+
+        return importlib.import_module("mloop.data")
+    raise AttributeError(f"module 'mloop' has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVE_ONLY",
     "ALL",

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from mloop.cli import _render
+from mloop.cli._data import data_app
 from mloop.cli._db import db_app
 from mloop.cli._demo import demo
 from mloop.cli._experiments import experiments_app
@@ -32,6 +33,7 @@ app = typer.Typer(
 app.add_typer(experiments_app)
 app.add_typer(runs_app)
 app.add_typer(db_app)
+app.add_typer(data_app)
 app.command("demo")(demo)
 
 

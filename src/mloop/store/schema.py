@@ -182,3 +182,72 @@ class LineageEdge(Base):
     relation: Mapped[str] = mapped_column(String(64))
     created_time: Mapped[int] = mapped_column(BigInteger)
     attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Dataset(Base):
+    """A named series of immutable dataset versions."""
+
+    __tablename__ = "datasets"
+
+    dataset_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetVersion(Base):
+    """One immutable version: numbered 1, 2, … per dataset, unique by manifest digest.
+
+    ``digest`` is the SHA-256 of the version's manifest (a blob in the artifact store);
+    registering content whose manifest is already stored returns that version. The
+    unique constraint on ``(dataset_id, version)`` makes concurrent writers retry rather
+    than share a number.
+    """
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "version"),
+        UniqueConstraint("dataset_id", "digest"),
+        Index(None, "run_id"),
+    )
+
+    version_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("datasets.dataset_id", ondelete="CASCADE")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    storage: Mapped[str] = mapped_column(String(16))  # "stored" (copied) or "reference"
+    source: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    num_rows: Mapped[int | None] = mapped_column(BigInteger)
+    num_files: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    statistics_digest: Mapped[str | None] = mapped_column(String(64))
+    created_by: Mapped[str | None] = mapped_column(String(250))
+    run_id: Mapped[str | None] = mapped_column(ID, ForeignKey("runs.run_id", ondelete="SET NULL"))
+    step: Mapped[str | None] = mapped_column(String(250))
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetFile(Base):
+    """One file of a version: a blob in the artifact store, or an external object.
+
+    Stored files carry the blob's ``digest``; referenced ones their ``uri`` plus what
+    tells a later read that the object changed: ``etag`` (object stores) or ``mtime_ns``
+    (files), and ``digest`` when it was asked for.
+    """
+
+    __tablename__ = "dataset_files"
+
+    version_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("dataset_versions.version_id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    format: Mapped[str] = mapped_column(String(16))
+    size: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str | None] = mapped_column(String(64))
+    uri: Mapped[str | None] = mapped_column(Text)
+    etag: Mapped[str | None] = mapped_column(String(256))
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)

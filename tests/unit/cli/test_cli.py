@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -10,10 +9,10 @@ from typing import Any
 import pytest
 
 import mloop
-from mloop.cli import main
 from mloop.cli._render import format_duration, format_when, one_line
 from mloop.store import head_revision
 from mloop.tracking import MloopClient
+from tests.unit.cli.helpers import one_error_line, run_cli, run_json
 
 
 @pytest.fixture(autouse=True)
@@ -46,27 +45,6 @@ def runs() -> dict[str, str]:
         mloop.log_metric("f1", 0.1)
         ids["gamma"] = run.info.run_id
     return ids
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
-    code, out, err = run_cli(capsys, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
-def one_error_line(err: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # -- experiments ------------------------------------------------------------------------------

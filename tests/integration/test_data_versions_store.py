@@ -21,13 +21,6 @@ from mloop.errors import IntegrityError, InvalidInput, NotFound
 from mloop.store import open_store
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/suite.db"
-    return str(request.getfixturevalue("postgres_uri"))
-
-
 @pytest.fixture
 def registry(db_uri: str, tmp_path: Path) -> Iterator[DatasetRegistry]:
     reg = DatasetRegistry(open_store(db_uri), open_artifact_store(str(tmp_path / "blobs")))

@@ -16,13 +16,6 @@ from mloop.tracking import Metric, Param, RunInput, RunStatus, RunTag
 from mloop.tracking._sql_backend import SqlBackend
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/suite.db"
-    return str(request.getfixturevalue("postgres_uri"))
-
-
 @pytest.fixture
 def backend(db_uri: str, tmp_path: Path) -> Iterator[SqlBackend]:
     sql = SqlBackend(open_store(db_uri), open_artifact_store(str(tmp_path / "blobs")))

@@ -20,7 +20,6 @@ and a writer that loses the race starts its transaction again.
 from __future__ import annotations
 
 import getpass
-import json
 import socket
 import sys
 import time
@@ -37,6 +36,7 @@ from mloop._ids import new_id, now_ms
 from mloop.artifacts import ArtifactStore, open_artifact_store
 from mloop.config import Settings, get_settings
 from mloop.data import _sources
+from mloop.data._manifest import DatasetFile, FileChange, read_manifest, write_manifest
 from mloop.errors import ConfigError, IntegrityError, InvalidInput, NotFound, StoreError
 from mloop.store import MetadataStore, open_store
 from mloop.store import schema as s
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 
     from mloop.data._statistics import DatasetStatistics
 
-MANIFEST_FORMAT = "mloop.dataset-manifest"
-MANIFEST_VERSION = 1
 STORED = "stored"
 REFERENCE = "reference"
 DATASETS = cast(Table, s.Dataset.__table__)
@@ -61,43 +59,6 @@ _RACE_RETRIES = 50
 
 
 # -- entities ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DatasetFile:
-    """One file of a version: a stored blob (``digest``) or an external object (``uri``)."""
-
-    path: str
-    format: str
-    size: int
-    digest: str | None = None
-    uri: str | None = None
-    etag: str | None = None
-    mtime_ns: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "format": self.format,
-            "size": self.size,
-            "digest": self.digest,
-            "uri": self.uri,
-            "etag": self.etag,
-            "mtime_ns": self.mtime_ns,
-        }
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """A file of a version that no longer matches what was registered."""
-
-    path: str
-    change: str  # "missing" or "changed"
-    detail: str
-    uri: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "change": self.change, "detail": self.detail, "uri": self.uri}
 
 
 @dataclass(frozen=True)
@@ -364,7 +325,7 @@ class DatasetRegistry:
         if reference is False and resolved.kind == "external":
             storage = STORED
         files = self._stage(resolved, storage)
-        manifest = _manifest(storage, files)
+        manifest = write_manifest(storage, files)
         digest = self.artifacts.put_bytes(manifest).digest
         existing = self._existing(name, digest)
         if existing is not None:
@@ -692,34 +653,6 @@ class DatasetRegistry:
 
 def _version_query() -> Any:
     return select(VERSIONS, DATASETS.c.name).select_from(VERSIONS.join(DATASETS))
-
-
-def _manifest(storage: str, files: Sequence[DatasetFile]) -> bytes:
-    """Canonical JSON of the manifest: equal content gives equal bytes, hence one digest."""
-    document = {
-        "format": MANIFEST_FORMAT,
-        "format_version": MANIFEST_VERSION,
-        "storage": storage,
-        "files": [f.to_dict() for f in sorted(files, key=lambda f: f.path)],
-    }
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-
-
-def read_manifest(data: bytes) -> list[DatasetFile]:
-    """The files of a stored manifest; a file of an unknown format is refused, not guessed."""
-    try:
-        document = json.loads(data)
-    except ValueError as exc:
-        raise InvalidInput(f"not a dataset manifest: {exc}") from exc
-    if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
-        raise InvalidInput("not a dataset manifest (no 'format': 'mloop.dataset-manifest')")
-    found = document.get("format_version")
-    if found != MANIFEST_VERSION:
-        raise InvalidInput(
-            f"dataset manifest format version {found!r} is not known to this mloop (it reads "
-            f"{MANIFEST_VERSION}); upgrade mloop"
-        )
-    return [DatasetFile(**f) for f in document["files"]]
 
 
 def _check_unchanged(source: _sources.Source, settings: Settings) -> None:

@@ -250,6 +250,23 @@ def column_threads() -> ThreadPoolExecutor:
         return _threads
 
 
+_reader_lock = threading.Lock()
+_reader: ThreadPoolExecutor | None = None
+
+
+def reader_thread() -> ThreadPoolExecutor:
+    """One thread that decodes the next batch while the current one is summarized.
+
+    Separate from :func:`column_threads` so reading never takes a column worker; created on
+    first use for the same fork-server reason.
+    """
+    global _reader
+    with _reader_lock:
+        if _reader is None:
+            _reader = ThreadPoolExecutor(1, thread_name_prefix="mloop-read")
+        return _reader
+
+
 def _import_ray() -> Any:
     try:
         import ray
@@ -281,5 +298,6 @@ __all__ = [
     "available_executors",
     "column_threads",
     "get_executor",
+    "reader_thread",
     "register_executor",
 ]

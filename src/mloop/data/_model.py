@@ -104,6 +104,23 @@ class Lengths:
             int(values.max()),
         )
 
+    @classmethod
+    def of_counts(cls, values: npt.NDArray[Any], counts: npt.NDArray[Any]) -> Lengths:
+        """Summary of ``values[i]`` repeated ``counts[i]`` times (lengths of the distinct
+        values of a column with their counts): :meth:`of` without expanding the rows."""
+        n = int(counts.sum())
+        if n == 0:
+            return cls()
+        as_float = values.astype(np.float64, copy=False)
+        weights = counts.astype(np.float64, copy=False)
+        mean = float(np.dot(as_float, weights) / n)
+        dev = as_float - mean
+        return cls(
+            Moments(n, mean, float(np.dot(weights * dev, dev))),
+            int(values[counts > 0].min()),
+            int(values[counts > 0].max()),
+        )
+
 
 def merge_optional(pick: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
     if a is None:

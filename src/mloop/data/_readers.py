@@ -282,10 +282,39 @@ def numeric_values(arr: pa.Array) -> npt.NDArray[np.float64]:
         arr = arr.view(pa.int32() if dtype.bit_width == 32 else pa.int64())
     elif pa.types.is_decimal(dtype):
         arr = pc.cast(arr, pa.float64())
-    values: npt.NDArray[np.float64] = arr.to_numpy(zero_copy_only=False).astype(
-        np.float64, copy=False
-    )
+    values: npt.NDArray[np.float64] = as_numpy(arr).astype(np.float64, copy=False)
     return values
+
+
+def as_numpy(arr: pa.Array) -> npt.NDArray[Any]:
+    """Values of an integer, float or boolean array without nulls as a (read-only) numpy
+    array, zero-copy where Arrow's layout allows.
+
+    pyarrow's ``to_numpy`` imports pandas on first use (about 0.2 s per process, measured),
+    so fixed-width values are wrapped straight from their buffer; other types fall back.
+    """
+    dtype = arr.type
+    if arr.null_count == 0:
+        if pa.types.is_boolean(dtype):
+            return as_numpy(pc.cast(arr, pa.uint8())).view(np.bool_)
+        kind = (
+            "i"
+            if pa.types.is_signed_integer(dtype)
+            else "u"
+            if pa.types.is_unsigned_integer(dtype)
+            else "f"
+            if pa.types.is_floating(dtype)
+            else None
+        )
+        if kind is not None:
+            width = dtype.bit_width // 8
+            data = arr.buffers()[1]
+            if data is None:  # a zero-length array may carry no data buffer
+                return np.empty(0, dtype=f"<{kind}{width}")
+            return np.frombuffer(
+                data, dtype=f"<{kind}{width}", count=len(arr), offset=arr.offset * width
+            )
+    return np.asarray(arr.to_numpy(zero_copy_only=False))
 
 
 def category_keys(values: pa.Array) -> list[str]:

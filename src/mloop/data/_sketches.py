@@ -10,6 +10,8 @@ process and Ray boundaries and what is stored in statistics files.
 from __future__ import annotations
 
 import math
+import secrets
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +21,79 @@ import numpy.typing as npt
 
 from mloop.data._model import FREQUENT_ITEMS_LG_MAX_K, HLL_LG_K, KLL_K
 from mloop.errors import InvalidInput
+
+_KLL_M = 8  # DataSketches' minimum level width
+_KLL_FAMILY = 15
+_KLL_SERIAL_VERSION = 1  # the full (non-empty, non-single-item) serialization layout
+_KLL_PREAMBLE_INTS = 5
+#: sorted batches at least this long are compacted in numpy (the GIL is held only for a
+#: merge of about k values); shorter ones go through the bindings' update, which for
+#: sorted input keeps the top values at weight one (tighter upper tails on small data)
+KLL_NUMPY_MIN = 1 << 16
+
+
+def _kll_level_capacity(k: int, num_levels: int, height: int) -> int:
+    """DataSketches' ``kll_helper::level_capacity`` (integer arithmetic, same rounding)."""
+    depth = num_levels - height - 1
+
+    def aux(k_: int, d: int) -> int:
+        return int(((((2 * k_) << d) // 3**d) + 1) >> 1)
+
+    cap = aux(k, depth) if depth <= 30 else aux(aux(k, depth // 2), depth - depth // 2)
+    return max(_KLL_M, cap)
+
+
+def kll_sketch_of_sorted(
+    ordered: npt.NDArray[np.float64], k: int = KLL_K, bits: int | None = None
+) -> bytes:
+    """A serialized KLL sketch of ``ordered`` (finite, ascending, non-empty) built in numpy.
+
+    The same compactions the sketch itself performs, applied to the whole sorted batch:
+    each level keeps every other value from a random offset and passes them up with double
+    weight (an odd value out stays behind), until the top level fits in ``k``. Every
+    compaction of a sorted level moves any rank by at most its weight with a random sign,
+    so the sketch obeys KLL's error bound; it deserializes into an ordinary KLL sketch.
+    """
+    coins = secrets.randbits(64) if bits is None else bits
+    # the smallest and largest values stay at weight one, so rank 0 and 1 answer exactly
+    current = ordered[1:-1]
+    odd = current[-1:] if current.size % 2 else current[:0]
+    kept = [np.concatenate([ordered[:1], odd, ordered[-1:]])]
+    current = current[: current.size - odd.size]
+    height = 0
+    while True:
+        current = current[(coins >> (height % 64)) & 1 :: 2]
+        height += 1
+        if current.size <= k:
+            break
+        odd = current[-1:] if current.size % 2 else current[:0]
+        kept.append(odd)
+        current = current[: current.size - odd.size]
+    kept.append(current)
+    num_levels = len(kept)
+    capacity = sum(_kll_level_capacity(k, num_levels, h) for h in range(num_levels))
+    total = sum(level.size for level in kept)
+    starts = [capacity - total]
+    for level in kept[:-1]:
+        starts.append(starts[-1] + level.size)
+    header = struct.pack(
+        f"<BBBBHBBQHBB{num_levels}I2d",
+        _KLL_PREAMBLE_INTS,
+        _KLL_SERIAL_VERSION,
+        _KLL_FAMILY,
+        0,  # flags: not empty, level zero not marked sorted, not a single item
+        k,
+        _KLL_M,
+        0,
+        int(ordered.size),
+        k,  # min_k
+        num_levels,
+        0,
+        *starts,
+        float(ordered[0]),
+        float(ordered[-1]),
+    )
+    return header + np.concatenate(kept).astype("<f8", copy=False).tobytes()
 
 
 def _corrupt(kind: str, exc: Exception) -> InvalidInput:
@@ -44,6 +119,16 @@ class QuantileSketch:
         """
         if values.size:
             self._sketch.update(np.require(values, np.float64, ["C_CONTIGUOUS", "WRITEABLE"]))
+
+    def update_sorted(self, ordered: npt.NDArray[np.float64]) -> None:
+        """Add finite values sorted ascending: long batches are compacted in numpy first
+        (:func:`kll_sketch_of_sorted`) and merged, which costs far less than the bindings'
+        per-value update and holds the GIL only for the merge."""
+        if ordered.size < KLL_NUMPY_MIN:
+            self.update(ordered)
+            return
+        batch = datasketches.kll_doubles_sketch.deserialize(kll_sketch_of_sorted(ordered))
+        self._sketch.merge(batch)
 
     @property
     def n(self) -> int:

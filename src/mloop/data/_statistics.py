@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,7 +289,7 @@ class FeatureStats:
             batch = Moments(int(values.size), mean, float(np.einsum("i,i->", dev, dev)))
         self.moments = self.moments.merge(batch)
         assert self._quantiles is not None
-        self._quantiles.update(values)
+        self._quantiles.update_sorted(values)
         if self._numeric_distinct is not None:
             self._track_numeric_distinct(values)
 
@@ -311,19 +311,20 @@ class FeatureStats:
             return
         counted = pc.value_counts(chunk)
         keys_arr = counted.field("values")
-        counts_np = counted.field("counts").to_numpy()
+        counts_np = _readers.as_numpy(counted.field("counts"))
         valid = keys_arr.is_valid()
         if keys_arr.null_count:
             keys_arr = keys_arr.filter(valid)
-            counts_np = counts_np[valid.to_numpy(zero_copy_only=False)]
+            counts_np = counts_np[_readers.as_numpy(valid)]
         keys = _readers.category_keys(keys_arr)
         counts = counts_np.tolist()
         assert self._distinct is not None
         self._distinct.update_many(keys)
         self._add_counts(zip(keys, counts, strict=True))
-        lengths = _readers.string_lengths(chunk)
+        # lengths of the distinct values weighted by their counts: no pass over the rows
+        lengths = _readers.string_lengths(keys_arr)
         if lengths is not None:
-            batch = Lengths.of(lengths.drop_null().to_numpy(zero_copy_only=False))
+            batch = Lengths.of_counts(_readers.as_numpy(lengths), counts_np)
             self.lengths = batch if self.lengths is None else self.lengths.merge(batch)
 
     def _add_counts(self, items: Iterable[tuple[str, int]]) -> None:
@@ -342,10 +343,10 @@ class FeatureStats:
 
     def _update_list(self, chunk: pa.Array) -> None:
         if pa.types.is_map(chunk.type):
-            offsets = chunk.offsets.to_numpy()
-            lengths = np.diff(offsets)[chunk.is_valid().to_numpy(zero_copy_only=False)]
+            offsets = _readers.as_numpy(chunk.offsets)
+            lengths = np.diff(offsets)[_readers.as_numpy(chunk.is_valid())]
         else:
-            lengths = pc.list_value_length(chunk).drop_null().to_numpy(zero_copy_only=False)
+            lengths = _readers.as_numpy(pc.list_value_length(chunk).drop_null())
             if self.values is not None:
                 flat = pc.list_flatten(chunk)
                 self.values = _adapted(self.values, self.values.name, flat.type, 0)
@@ -725,9 +726,24 @@ def statistics_of_table(table: pa.Table | pa.RecordBatch) -> DatasetStatistics:
 def partition_statistics(partition: _readers.Partition) -> bytes:
     """Summarize one partition; runs in workers, so it returns portable bytes."""
     builder = StatisticsBuilder()
-    for batch in partition.batches():
+    for batch in _prefetched(partition.batches()):
         builder.add(batch)
     return builder.result().to_bytes()
+
+
+def _prefetched(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """The same batches, the next one decoded in a reader thread while this one is
+    summarized (decoding releases the GIL): reading and sketching overlap. Errors raised
+    while reading surface here, in order."""
+    reader = _executors.reader_thread()
+    done = object()
+    pending = reader.submit(next, batches, done)
+    while True:
+        batch = pending.result()
+        if batch is done:
+            return
+        pending = reader.submit(next, batches, done)
+        yield batch
 
 
 def compute_statistics(

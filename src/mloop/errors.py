@@ -8,12 +8,20 @@ servers turn ``error.http_status`` and ``error.code`` into one JSON error shape.
 
     MloopError
     ├── ConfigError                 bad setting or unknown URI scheme
+    │   └── EncryptionKeyError      encrypted content and a missing or wrong key
     ├── InvalidInput                the caller passed something malformed
     │   ├── FilterSyntaxError       search filter that does not parse (with column)
-    │   └── UnsafePath              artifact path escaping its root
+    │   ├── UnsafePath              artifact path escaping its root
+    │   ├── UnsafeModel             a file would import or call something off the allow-list
+    │   └── SignatureMismatch       input or output does not fit a model's signature
+    ├── Unauthenticated             no credentials, or credentials that are not valid
+    ├── PermissionDenied            valid credentials without the role the action needs
     ├── NotFound                    experiment, run, artifact, … does not exist
     ├── Conflict                    already exists / immutable value changed
+    │   └── PolicyViolation         a promotion or load a trust/approval policy refuses
     ├── IntegrityError              stored bytes do not match their digest
+    │   ├── TamperedPackage         a model package file changed, went missing or appeared
+    │   └── UntrustedSignature      a signature is missing, invalid or from an unknown key
     ├── StoreError                  the metadata store failed or needs migrating
     └── RemoteError                 the tracking server answered with an error
 """
@@ -74,6 +82,33 @@ class UnsafePath(InvalidInput):
     code = "UNSAFE_PATH"
 
 
+class UnsafeModel(InvalidInput):
+    """A model file would import or call something outside the allow-list, or cannot be
+    parsed (scanning fails closed). ``details["findings"]`` lists what was found."""
+
+    code = "UNSAFE_MODEL"
+
+
+class SignatureMismatch(InvalidInput):
+    """Input or output does not fit the model's signature; the message names the column."""
+
+    code = "SIGNATURE_MISMATCH"
+
+
+class Unauthenticated(MloopError):
+    """No credentials were given, or they are not valid (unknown or revoked API key)."""
+
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDenied(MloopError):
+    """The caller is known but lacks the role the action needs on that resource."""
+
+    code = "PERMISSION_DENIED"
+    http_status = 403
+
+
 class NotFound(MloopError):
     """The thing asked for does not exist."""
 
@@ -93,6 +128,32 @@ class IntegrityError(MloopError):
 
     code = "INTEGRITY_ERROR"
     http_status = 500
+
+
+class PolicyViolation(Conflict):
+    """A trust or promotion policy refuses the action (missing approval, signature, scan)."""
+
+    code = "POLICY_VIOLATION"
+
+
+class TamperedPackage(IntegrityError):
+    """A model package file was changed, removed or added after packaging."""
+
+    code = "TAMPERED_PACKAGE"
+    http_status = 409
+
+
+class UntrustedSignature(IntegrityError):
+    """A signature is missing, does not verify, or was made by a key nobody trusts."""
+
+    code = "UNTRUSTED_SIGNATURE"
+    http_status = 403
+
+
+class EncryptionKeyError(ConfigError):
+    """Encrypted content cannot be opened: the key-encryption key is missing or wrong."""
+
+    code = "ENCRYPTION_KEY_ERROR"
 
 
 class StoreError(MloopError):
@@ -121,12 +182,20 @@ class RemoteError(MloopError):
 __all__ = [
     "ConfigError",
     "Conflict",
+    "EncryptionKeyError",
     "FilterSyntaxError",
     "IntegrityError",
     "InvalidInput",
     "MloopError",
     "NotFound",
+    "PermissionDenied",
+    "PolicyViolation",
     "RemoteError",
+    "SignatureMismatch",
     "StoreError",
+    "TamperedPackage",
+    "Unauthenticated",
+    "UnsafeModel",
     "UnsafePath",
+    "UntrustedSignature",
 ]

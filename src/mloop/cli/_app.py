@@ -14,11 +14,19 @@ from typing import Annotated
 
 import typer
 
-from mloop.cli import _render
+from mloop.cli import (  # noqa: F401  (each module adds its commands to the shared groups)
+    _identity,
+    _models_package,
+    _models_registry,
+    _models_scan,
+    _models_signing,
+    _render,
+)
 from mloop.cli._data import data_app
 from mloop.cli._db import db_app
 from mloop.cli._demo import demo
 from mloop.cli._experiments import experiments_app
+from mloop.cli._groups import audit_app, keys_app, models_app, users_app
 from mloop.cli._runs import runs_app
 from mloop.errors import ConfigError, MloopError
 
@@ -34,6 +42,10 @@ app.add_typer(experiments_app)
 app.add_typer(runs_app)
 app.add_typer(db_app)
 app.add_typer(data_app)
+app.add_typer(models_app)
+app.add_typer(keys_app)
+app.add_typer(users_app)
+app.add_typer(audit_app)
 app.command("demo")(demo)
 
 

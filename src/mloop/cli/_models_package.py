@@ -1,0 +1,3 @@
+"""Placeholder: this module's commands land with their area (issue 4)."""
+
+from __future__ import annotations

@@ -1,0 +1,5 @@
+"""Registered models, versions, aliases, approvals and the audit log (placeholder)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

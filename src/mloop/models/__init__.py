@@ -6,4 +6,16 @@ SHA-256 recorded in the manifest and checked on every load.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from mloop.models._signing import (
+    SignatureInfo,
+    generate_signing_key,
+    sign_package,
+    verify_signature,
+)
+
+__all__: list[str] = [
+    "SignatureInfo",
+    "generate_signing_key",
+    "sign_package",
+    "verify_signature",
+]

@@ -35,8 +35,14 @@ def generate(
 
     private_path, public_path = generate_signing_key(directory, name=name, curve=curve)
     out = _render.console()
-    out.print(Text.assemble(("Private key ", ""), (str(private_path), "bold"), " (keep secret)"))
-    out.print(Text.assemble(("Public key  ", ""), (str(public_path), "bold"), " (share it)"))
+    out.print(
+        Text.assemble(("Private key ", ""), (str(private_path), "bold"), " (keep secret)"),
+        soft_wrap=True,
+    )
+    out.print(
+        Text.assemble(("Public key  ", ""), (str(public_path), "bold"), " (share it)"),
+        soft_wrap=True,
+    )
 
 
 @models_app.command("sign")
@@ -62,7 +68,9 @@ def sign(
     from mloop.models import sign_package
 
     signature = sign_package(uri, key, certificate=certificate, certificate_chain=list(chain or []))
-    _render.console().print(Text.assemble(("Signed ", ""), (uri, "bold"), f": {signature}"))
+    _render.console().print(
+        Text.assemble(("Signed ", ""), (uri, "bold"), f": {signature}"), soft_wrap=True
+    )
 
 
 @models_app.command("verify")
@@ -108,7 +116,7 @@ def verify(
         )
     except UntrustedSignature as exc:
         if as_json:
-            _render.emit_json({"verified": False, "reason": exc.message, **exc.details})
+            _render.emit_json({"verified": False, "message": exc.message, **exc.details})
         sys.stdout.flush()
         sys.stderr.write(f"not verified: {_render.one_line(exc.message)}\n")
         raise typer.Exit(NOT_VERIFIED) from None
@@ -121,5 +129,6 @@ def verify(
             ("Verified ", "green"),
             (uri, "bold"),
             f": {len(info.digests)} file(s) signed by {signer}, digest {info.root_digest[:16]}",
-        )
+        ),
+        soft_wrap=True,
     )

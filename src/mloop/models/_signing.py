@@ -159,9 +159,9 @@ def _public_pem(public_key: ec.EllipticCurvePublicKey) -> bytes:
 def _check_curve(key: object, source: str) -> ec.EllipticCurvePublicKey:
     public = key.public_key() if isinstance(key, ec.EllipticCurvePrivateKey) else key
     if not isinstance(public, ec.EllipticCurvePublicKey):
-        kind = type(public).__name__.removeprefix("_").replace("PublicKey", "")
+        kind = re.sub(r"P(rivate|ublic)Key$", "", type(public).__name__.lstrip("_"))
         raise InvalidInput(
-            f"{source} is a {kind} key; model signing uses EC keys on "
+            f"{source} is not an EC key ({kind}); model signing uses EC keys on "
             f"{', '.join(SUPPORTED_CURVES.values())} — create one with `mloop keys generate DIR`"
         )
     if public.curve.name not in SUPPORTED_CURVES:
@@ -357,7 +357,20 @@ def sign_package(
     package_dir, uri = _local_package(path_or_uri)
     try:
         if certificate is None:
-            signer = sign_ec_key.Signer(key_path, password)
+            # model_signing 1.1.1 hands the password to `cryptography` as it gets it, and
+            # `cryptography` wants bytes (so the library's own --password fails).
+            secret = password.encode() if password is not None else None
+            signer = sign_ec_key.Signer(key_path, secret)
+        elif not certificate_chain:
+            raise InvalidInput(
+                "certificate mode needs the CA chain of the signing certificate (--chain "
+                "FILE, up to the organisation's CA): model_signing 1.1.1 cannot sign without it"
+            )
+        elif password is not None:
+            raise InvalidInput(
+                "certificate mode signs with an unencrypted private key only (model_signing "
+                "1.1.1 cannot open an encrypted one there); keep the key at mode 0600"
+            )
         else:
             signer = sign_certificate.Signer(
                 key_path,

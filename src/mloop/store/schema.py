@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -251,3 +252,179 @@ class DatasetFile(Base):
     uri: Mapped[str | None] = mapped_column(Text)
     etag: Mapped[str | None] = mapped_column(String(256))
     mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# -- registry (issue 4): models, versions, aliases, approvals, policies, audit, identities ----
+
+
+class RegisteredModel(Base):
+    """A named model whose versions are registered packages."""
+
+    __tablename__ = "registered_models"
+
+    model_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelVersion(Base):
+    """One registered package, numbered 1, 2, … per model; its bytes never change.
+
+    ``package_digest`` is the SHA-256 of the package manifest, so the version names exact
+    content; ``uploader`` is who registered it (checked by "approver is not the uploader").
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        Index(None, "model_id", "package_digest"),
+        Index(None, "run_id"),
+    )
+
+    version_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    model_id: Mapped[str] = mapped_column(ID, ForeignKey("registered_models.model_id"))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(ID, ForeignKey("runs.run_id", ondelete="SET NULL"))
+    package_digest: Mapped[str] = mapped_column(String(64))
+    uploader: Mapped[str] = mapped_column(String(250))
+    status: Mapped[str] = mapped_column(String(16))  # "active" or "archived"
+    description: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[dict[str, str]] = mapped_column(JSON)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class ModelAlias(Base):
+    """A movable name (``champion``, ``challenger``, …) for one version of a model.
+
+    The primary key makes "one version per alias" a database fact: moving an alias is an
+    update of its one row, never a delete followed by an insert.
+    """
+
+    __tablename__ = "model_aliases"
+    __table_args__ = (Index(None, "version_id"),)
+
+    model_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("registered_models.model_id"), primary_key=True
+    )
+    alias: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[str] = mapped_column(ID, ForeignKey("model_versions.version_id"))
+    updated_by: Mapped[str] = mapped_column(String(250))
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class Approval(Base):
+    """A user's approval for moving ``alias`` to one version (one per user, version, alias)."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (UniqueConstraint("version_id", "alias", "user_id"),)
+
+    approval_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    version_id: Mapped[str] = mapped_column(ID, ForeignKey("model_versions.version_id"))
+    alias: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.user_id"))
+    comment: Mapped[str | None] = mapped_column(Text)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class TrustPolicy(Base):
+    """What loading and promoting a registered model's versions requires.
+
+    ``trusted_keys`` is a JSON list of PEM public keys; ``require_evaluation`` is stored
+    now and enforced once the evaluation gate exists.
+    """
+
+    __tablename__ = "trust_policies"
+
+    model_id: Mapped[str] = mapped_column(
+        ID, ForeignKey("registered_models.model_id"), primary_key=True
+    )
+    require_signature: Mapped[bool] = mapped_column(Boolean)
+    trusted_keys: Mapped[list[str]] = mapped_column(JSON)
+    require_clean_scan: Mapped[bool] = mapped_column(Boolean)
+    required_approvals: Mapped[int] = mapped_column(Integer)
+    approver_not_uploader: Mapped[bool] = mapped_column(Boolean)
+    require_evaluation: Mapped[bool] = mapped_column(Boolean)
+    updated_by: Mapped[str] = mapped_column(String(250))
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditEntry(Base):
+    """One change to the registry or to identities; entries are only ever appended.
+
+    ``hash`` is the SHA-256 of the entry's canonical JSON (every column but ``hash``), and
+    ``prev_hash`` the hash of entry ``seq - 1``: changing or removing an entry directly in
+    the database breaks the chain at that entry. Triggers (migration 0003) refuse UPDATE
+    and DELETE on this table.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "target"),)
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    at: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(250))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(600))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class User(Base):
+    """A person (``user``) or a program (``service``) that holds roles and API keys.
+
+    Users are disabled, never deleted, so approvals and audit entries keep naming them.
+    """
+
+    __tablename__ = "users"
+
+    user_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(String(250), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    disabled: Mapped[bool] = mapped_column(Boolean)
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiKey(Base):
+    """An API key, as ``mloop_<key_id>_<secret>``; only a salted hash of it is kept.
+
+    ``hash_scheme`` records the KDF and its parameters so they can be raised later
+    without invalidating keys hashed before.
+    """
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index(None, "user_id"),)
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.user_id"))
+    description: Mapped[str | None] = mapped_column(Text)
+    salt: Mapped[str] = mapped_column(String(64))
+    key_hash: Mapped[str] = mapped_column(String(128))
+    hash_scheme: Mapped[str] = mapped_column(String(64))
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_used_time: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_time: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RoleBinding(Base):
+    """A role a user holds within a scope: ``global``, ``experiment:<id or name>`` or
+    ``model:<name>``."""
+
+    __tablename__ = "role_bindings"
+    __table_args__ = (UniqueConstraint("user_id", "role", "scope"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    user_id: Mapped[str] = mapped_column(ID, ForeignKey("users.user_id"))
+    role: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(600))
+    creation_time: Mapped[int] = mapped_column(BigInteger)

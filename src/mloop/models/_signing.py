@@ -360,7 +360,7 @@ def sign_package(
             # model_signing 1.1.1 hands the password to `cryptography` as it gets it, and
             # `cryptography` wants bytes (so the library's own --password fails).
             secret = password.encode() if password is not None else None
-            signer = sign_ec_key.Signer(key_path, secret)
+            signer = sign_ec_key.Signer(key_path, secret)  # type: ignore[arg-type]
         elif not certificate_chain:
             raise InvalidInput(
                 "certificate mode needs the CA chain of the signing certificate (--chain "

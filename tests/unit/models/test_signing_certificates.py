@@ -218,3 +218,23 @@ def test_key_that_does_not_match_the_certificate_is_refused(
         )
     with pytest.raises(InvalidInput, match="--chain"):
         sign_package(package, alice.key, certificate=alice.certificate)
+
+
+def test_certificate_mode_on_the_command_line(
+    package: Path, org_ca: CA, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.unit.cli.helpers import run_cli
+
+    alice = org_ca.issue("alice@example.org")
+    sign = ["models", "sign", str(package), "--key", str(alice.key)]
+    code, _, err = run_cli(
+        capsys, *sign, "--certificate", str(alice.certificate), "--chain", str(org_ca.pem)
+    )
+    assert code == 0, err
+    verify = ["models", "verify", str(package), "--ca", str(org_ca.pem)]
+    code, out, err = run_cli(capsys, *verify, "--identity", "alice@example.org")
+    assert code == 0, err
+    assert "CN=alice" in out
+    code, _, err = run_cli(capsys, *verify, "--identity", "bob@example.org")
+    assert code == 1
+    assert "not an allowed identity" in err

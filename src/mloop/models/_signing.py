@@ -801,7 +801,7 @@ def _first_line(exc: BaseException | None) -> str:
 # -- hashing and files ------------------------------------------------------------------------
 
 
-def _hashing_config(method: str, hash_type: str, shard_size: int | None) -> Any:
+def _hashing_config(method: str, hash_type: str, shard_size: float | None) -> Any:
     """The library's hasher over every file but the signature. Git paths are hashed too:
     nothing in a package folder goes unsigned."""
     from model_signing import hashing
@@ -811,7 +811,10 @@ def _hashing_config(method: str, hash_type: str, shard_size: int | None) -> Any:
     if method == "files" and hash_type in ("sha256", "blake2", "blake3"):
         return config.use_file_serialization(hashing_algorithm=hash_type)
     if method == "shards" and hash_type in ("sha256", "blake2") and shard_size:
-        return config.use_shard_serialization(hashing_algorithm=hash_type, shard_size=shard_size)
+        # the signed statement is JSON through protobuf: numbers come back as floats
+        return config.use_shard_serialization(
+            hashing_algorithm=hash_type, shard_size=int(shard_size)
+        )
     raise UntrustedSignature(
         f"the signature uses hashing {method}/{hash_type}, which mloop cannot check; "
         "re-sign with `mloop models sign`",

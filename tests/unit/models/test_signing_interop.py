@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +73,38 @@ def test_library_cli_signature_verifies_in_mloop(package: Path, tmp_path: Path) 
     with pytest.raises(UntrustedSignature) as caught:
         verify_signature(package, [public_key])
     assert caught.value.details["added"] == ["tokenizer/merges.txt"]
+
+
+@pytest.mark.parametrize(
+    "hashing",
+    [
+        {"method": "shards", "hashing_algorithm": "sha256", "shard_size": 1000},
+        {"method": "files", "hashing_algorithm": "blake3"},
+    ],
+    ids=["sha256-shards", "blake3-files"],
+)
+def test_library_signatures_with_other_hashing_verify_in_mloop(
+    package: Path, tmp_path: Path, hashing: dict[str, Any]
+) -> None:
+    import model_signing
+
+    private_key, public_key = generate_signing_key(tmp_path / "keys")
+    config = model_signing.hashing.Config().set_ignored_paths(paths=["mloop-model.sig"])
+    options = {k: v for k, v in hashing.items() if k != "method"}
+    if hashing["method"] == "shards":
+        config.use_shard_serialization(**options)
+    else:
+        config.use_file_serialization(**options)
+    model_signing.signing.Config().use_elliptic_key_signer(
+        private_key=private_key
+    ).set_hashing_config(config).sign(package, package / "mloop-model.sig")
+
+    info = verify_signature(package, [public_key])
+    assert info.hash_algorithm == hashing["hashing_algorithm"]
+
+    with (package / "model.onnx").open("ab") as grown:
+        grown.write(b"more")
+    with pytest.raises(UntrustedSignature) as caught:
+        verify_signature(package, [public_key])
+    changed = caught.value.details
+    assert "model.onnx" in changed.get("modified", []) + changed.get("added", [])

@@ -58,6 +58,8 @@ _CURVES: dict[str, ec.EllipticCurve] = {
 }
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _PEM_MARK = "-----BEGIN"
+#: what the library raises on a bundle or statement it cannot make sense of
+_BAD_BUNDLE = (ValueError, KeyError, IndexError, TypeError, AttributeError, UnicodeError)
 
 SignatureMode = Literal["key", "certificate"]
 
@@ -538,7 +540,7 @@ def _authenticate(
     try:
         signature = sign_sigstore_pb.Signature.read(signature_path)
         material = signature.bundle.verification_material
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeError) as exc:
+    except _BAD_BUNDLE as exc:
         raise _untrusted(
             "malformed",
             f"{signature_path} is not a model signature (a Sigstore bundle): {_first_line(exc)}",
@@ -585,7 +587,7 @@ def _verify_key(
         with contextlib.redirect_stdout(io.StringIO()):
             try:
                 signed = sign_ec_key.Verifier(key_file).verify(signature)
-            except (InvalidSignature, ValueError, KeyError, TypeError) as exc:
+            except (InvalidSignature, *_BAD_BUNDLE) as exc:
                 failure = exc
                 continue
         return signed, _info(package_dir, "key", candidate.key_id, candidate.label, signed)
@@ -640,7 +642,7 @@ def _verify_certificate(
             f"its certificate ({subject}): the bundle was altered",
             package_dir,
         ) from None
-    except (ValueError, KeyError, TypeError) as exc:
+    except _BAD_BUNDLE as exc:
         raise _untrusted(
             "untrusted-certificate",
             f"{package_dir} is signed with a certificate that cannot sign models ({subject}): "

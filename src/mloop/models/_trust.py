@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from mloop.errors import UntrustedSignature
+from mloop.errors import InvalidInput, UntrustedSignature
 from mloop.models._signing import (
     MANIFEST_FILE,
     SIGNATURE_FILE,
@@ -80,7 +80,7 @@ def promotion_problems(package_dir: Path, policy: TrustPolicyLike) -> list[str]:
         else:
             try:
                 verify_with_anchors(package_dir, TrustAnchors.load(list(policy.trusted_keys)))
-            except UntrustedSignature as exc:
+            except (UntrustedSignature, InvalidInput) as exc:
                 problems.append(f"signature: {exc.message}")
     if policy.require_clean_scan:
         problems.extend(_scan_problems(package_dir))
@@ -108,7 +108,14 @@ def _anchors(policy: TrustPolicyLike, registered_model: str) -> TrustAnchors:
             "trusted keys; add the publishers' public keys to the policy",
             details={"reason": "untrusted-key", "registered_model": registered_model},
         )
-    return TrustAnchors.load(list(policy.trusted_keys))
+    try:
+        return TrustAnchors.load(list(policy.trusted_keys))
+    except InvalidInput as exc:  # fail closed: a policy nobody can satisfy refuses loads
+        raise UntrustedSignature(
+            f"the trust policy of {registered_model!r} lists a key mloop cannot verify "
+            f"with ({exc.message}); replace it with the publisher's EC public key",
+            details={"reason": "untrusted-key", "registered_model": registered_model},
+        ) from None
 
 
 def _verified_digests(package_dir: Path, manifest: Any) -> dict[str, str] | None:

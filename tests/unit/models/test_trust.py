@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +12,14 @@ import pytest
 from mloop.errors import UntrustedSignature
 from mloop.models import generate_signing_key, sign_package
 from mloop.models._trust import enforce, promotion_problems
+from mloop.registry import TrustPolicy, create_registered_model, set_trust_policy
 
 FILES = {"model.skops": b"weights" * 100, "params.json": b'{"C": 1.0}'}
 
 
-@dataclass(frozen=True)
-class Policy:
-    """The fields of the registry's TrustPolicy that loading and promotion read."""
-
-    require_signature: bool = True
-    trusted_keys: tuple[str, ...] = ()
-    require_clean_scan: bool = False
-    required_approvals: int = 0
-    approver_not_uploader: bool = False
-    require_evaluation: bool = False
+def Policy(**fields: Any) -> TrustPolicy:
+    """A policy requiring a signature unless told otherwise."""
+    return TrustPolicy(**{"require_signature": True, **fields})
 
 
 @pytest.fixture
@@ -122,17 +115,12 @@ def test_loads_without_a_registered_model_are_not_checked(package: Path) -> None
 
 
 @pytest.fixture
-def policy_for(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Set the trust policy the registry returns for one registered model."""
-    registry = pytest.importorskip("mloop.registry")
-    if not hasattr(registry, "get_trust_policy") or not hasattr(registry, "TrustPolicy"):
-        pytest.skip("mloop.registry.get_trust_policy (part D) has not landed yet")
+def policy_for() -> Any:
+    """Register a model and give it a trust policy, through the registry's own API."""
 
-    def set_policy(name: str, policy: Policy | None) -> None:
-        real = None if policy is None else registry.TrustPolicy(**policy.__dict__)
-        monkeypatch.setattr(
-            registry, "get_trust_policy", lambda asked: real if asked == name else None
-        )
+    def set_policy(name: str, policy: TrustPolicy) -> None:
+        create_registered_model(name)
+        set_trust_policy(name, policy)
 
     return set_policy
 
@@ -175,3 +163,17 @@ def test_policy_that_does_not_require_a_signature_loads_unsigned(
 ) -> None:
     policy_for("churn", Policy(require_signature=False))
     enforce(package, manifest_of(package), "churn")
+
+
+def test_policy_key_mloop_cannot_use_is_a_problem_not_a_crash(package: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    ed_pem = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    [problem] = promotion_problems(package, Policy(trusted_keys=(ed_pem,)))
+    assert "not an EC key" in problem

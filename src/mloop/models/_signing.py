@@ -448,9 +448,10 @@ def _store_signature_with(uri: str, signature_file: Path) -> None:
 
         MloopClient().log_artifact(run_id, signature_file, artifact_path=artifact_path)
     elif uri.startswith("models:/"):
-        registry = importlib.import_module("mloop.registry")  # part of the registry issue
+        from mloop.registry import resolve
+
         name, ref = _split_models_uri(uri)
-        source = str(registry.resolve(name, ref).source)
+        source = str(resolve(name, ref).source)
         if source.startswith(("runs:/", "models:/")):
             _store_signature_with(source, signature_file)
         else:

@@ -48,8 +48,9 @@ def enforce(package_dir: Path, manifest: Mapping[str, Any], registered_model: st
     """
     if registered_model is None:
         return
-    registry = importlib.import_module("mloop.registry")
-    policy: TrustPolicyLike | None = registry.get_trust_policy(registered_model)
+    from mloop.registry import get_trust_policy
+
+    policy = get_trust_policy(registered_model)
     if policy is None or not policy.require_signature:
         return
     anchors = _anchors(policy, registered_model)

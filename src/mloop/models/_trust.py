@@ -68,19 +68,31 @@ def enforce(package_dir: Path, manifest: Mapping[str, Any], registered_model: st
         ) from None
 
 
-def promotion_problems(package_dir: Path, policy: TrustPolicyLike) -> list[str]:
+def promotion_problems(
+    package_dir: Path, policy: TrustPolicyLike, *, verified_manifest: Any = None
+) -> list[str]:
     """Why ``package_dir`` may not be promoted under ``policy``; empty when nothing stops it.
 
-    The signature check reads every file here (a promotion happens rarely and nothing has
-    verified the folder beforehand).
+    The signature check reads every file, unless the caller passes ``verified_manifest``:
+    the manifest ``verify_package`` has just checked every file against, whose digests the
+    signature is then compared with instead.
     """
     problems: list[str] = []
     if policy.require_signature:
         if not policy.trusted_keys:
             problems.append("the trust policy requires a signature but lists no trusted keys")
         else:
+            digests = (
+                None
+                if verified_manifest is None
+                else _verified_digests(package_dir, verified_manifest)
+            )
             try:
-                verify_with_anchors(package_dir, TrustAnchors.load(list(policy.trusted_keys)))
+                anchors = TrustAnchors.load(list(policy.trusted_keys))
+                if digests is None:
+                    verify_with_anchors(package_dir, anchors)
+                else:
+                    verify_signed_digests(package_dir, anchors, digests)
             except (UntrustedSignature, InvalidInput) as exc:
                 problems.append(f"signature: {exc.message}")
     if policy.require_clean_scan:

@@ -177,3 +177,15 @@ def test_policy_key_mloop_cannot_use_is_a_problem_not_a_crash(package: Path) -> 
     )
     [problem] = promotion_problems(package, Policy(trusted_keys=(ed_pem,)))
     assert "not an EC key" in problem
+
+
+def test_promotion_can_reuse_the_digests_a_package_check_verified(
+    package: Path, keys: tuple[Path, Path]
+) -> None:
+    policy = Policy(trusted_keys=(keys[1].read_text(),))
+    sign_package(package, keys[0])
+    assert promotion_problems(package, policy, verified_manifest=manifest_of(package)) == []
+    manifest = manifest_of(package)
+    manifest["files"]["params.json"] = "0" * 64
+    [problem] = promotion_problems(package, policy, verified_manifest=manifest)
+    assert "params.json" in problem

@@ -3,6 +3,7 @@ any entry changed or removed behind the registry's back named by verification.""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from tests.unit.registry.conftest import DIGESTS, drop_audit_triggers
 
 from mloop.registry import (
     create_user,
@@ -21,7 +23,6 @@ from mloop.registry import (
 )
 from mloop.registry._audit import GENESIS, canonical_json, entry_hash
 from mloop.store import MetadataStore
-from tests.unit.registry.conftest import DIGESTS, drop_audit_triggers
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def test_an_untouched_log_verifies_and_chains_from_the_genesis_hash(history: Non
     entries = list(reversed(list_audit_log()))
     assert [e.seq for e in entries] == list(range(1, 9))
     assert entries[0].prev_hash == GENESIS
-    for earlier, later in zip(entries, entries[1:], strict=False):
+    for earlier, later in itertools.pairwise(entries):
         assert later.prev_hash == earlier.hash
         assert later.at >= earlier.at
     for entry in entries:

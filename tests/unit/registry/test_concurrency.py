@@ -4,6 +4,7 @@ from threads and from separate processes."""
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import threading
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
+from tests.unit.registry.conftest import DIGESTS
 
 from mloop.registry import (
     list_audit_log,
@@ -21,7 +23,6 @@ from mloop.registry import (
 )
 from mloop.store import MetadataStore
 from mloop.store import schema as s
-from tests.unit.registry.conftest import DIGESTS
 
 VERSIONS = 4
 MOVES_PER_WRITER = 6
@@ -46,7 +47,7 @@ def _check_history(store: MetadataStore) -> None:
     assert _alias_rows(store) == 1
     moves = list(reversed(list_audit_log(target="model:churn@champion", limit=1000)))
     assert moves[0].before is None
-    for earlier, later in zip(moves, moves[1:], strict=False):
+    for earlier, later in itertools.pairwise(moves):
         # each move starts where the previous one left the alias: nothing lost in between
         assert later.before == earlier.after
         assert later.before != later.after

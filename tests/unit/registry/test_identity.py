@@ -14,6 +14,7 @@ from mloop.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Una
 from mloop.registry import (
     Principal,
     RoleGrant,
+    _keys,
     authenticate,
     create_api_key,
     create_user,
@@ -28,7 +29,6 @@ from mloop.registry import (
     revoke_api_key,
     revoke_role,
 )
-from mloop.registry import _keys
 from mloop.registry._identity import _verified
 from mloop.store import MetadataStore
 from mloop.store.schema import Base
@@ -225,7 +225,7 @@ def test_anything_not_shaped_like_a_key_is_malformed_and_never_echoed(text: str)
     try:
         key_id = _keys.key_id_of(text)
     except Unauthenticated as exc:
-        assert exc.message == MALFORMED  # the same words whatever was passed
+        assert exc.message == MALFORMED  # noqa: PT017 (the same words whatever was passed)
     else:
         assert text.strip().startswith(f"mloop_{key_id}_")
 

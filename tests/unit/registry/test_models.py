@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 from sqlalchemy import select
+from tests.unit.registry.conftest import DIGESTS
 
 import mloop
 from mloop.errors import Conflict, InvalidInput, NotFound
@@ -27,7 +28,6 @@ from mloop.registry import (
 )
 from mloop.store import MetadataStore
 from mloop.store import schema as s
-from tests.unit.registry.conftest import DIGESTS
 
 
 def test_versions_are_numbered_per_model_and_the_model_is_created_on_first_use(db: str) -> None:

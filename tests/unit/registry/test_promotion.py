@@ -4,6 +4,7 @@ evaluation, roles enforced for API callers, and every refusal listing every reas
 from __future__ import annotations
 
 import pytest
+from tests.unit.registry.conftest import DIGESTS
 
 from mloop.errors import Conflict, NotFound, PermissionDenied, PolicyViolation
 from mloop.registry import (
@@ -25,7 +26,6 @@ from mloop.registry import (
     set_alias,
     set_trust_policy,
 )
-from tests.unit.registry.conftest import DIGESTS
 
 
 @pytest.fixture
@@ -170,8 +170,8 @@ def test_api_callers_need_the_role_for_each_change(churn: None) -> None:
     set_alias("churn", "champion", 1, actor=deployer)
     [entry] = list_audit_log(action="alias.set")
     assert entry.actor == "eve"
+    register_model_version("fraud", "/f", package_digest=DIGESTS[3])
     with pytest.raises(PermissionDenied, match="may not deploy model:fraud"):
-        register_model_version("fraud", "/f", package_digest=DIGESTS[3])
         set_alias("fraud", "champion", 1, actor=deployer)
 
 

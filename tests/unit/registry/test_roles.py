@@ -14,10 +14,10 @@ from mloop.registry import (
     Principal,
     Resource,
     RoleGrant,
+    _names,
     allowed,
     authorize,
 )
-from mloop.registry import _names
 
 # The documented table (docs/registry.md), written out independently of the code.
 TABLE = {

@@ -235,16 +235,16 @@ _DANGEROUS_OPERATOR = {"attrgetter", "methodcaller", "itemgetter"}
 
 @cache
 def refusal_reason(module: str, name: str) -> str:
-    """Why ``module.name`` is refused, in words a user can act on."""
+    """Why ``module.name`` is refused, in words a user can act on (without the name)."""
     top = module.split(".", 1)[0]
     if top in {"builtins", "__builtin__"} and name in _DANGEROUS_BUILTINS:
-        return f"builtins.{name} runs or reaches arbitrary code"
+        return "runs or reaches arbitrary code"
     if top in {"operator", "_operator"} and name in _DANGEROUS_OPERATOR:
-        return f"{module}.{name} reaches arbitrary attributes of other objects"
+        return "reaches arbitrary attributes of other objects"
     if module == "functools" and name == "partial":
-        return "functools.partial calls a function chosen by the pickle"
+        return "calls a function chosen by the pickle"
     if top in _KNOWN_DANGEROUS:
-        return f"{module}.{name}: {top} {_KNOWN_DANGEROUS[top]}"
+        return f"{top} {_KNOWN_DANGEROUS[top]}"
     if top == "numpy" and (".testing" in module or name in {"load", "loads", "fromfile"}):
-        return f"{module}.{name} loads files or runs code"
-    return f"{module}.{name} is not on the allow-list of known-safe globals"
+        return "loads files or runs code"
+    return "not on the allow-list of known-safe globals"

@@ -434,8 +434,14 @@ class PickleWalker:
         elif isinstance(instance, CallResult):
             if instance.func == _NUMPY_DTYPE:
                 instance.state = state
-            elif self.joblib_aware and instance.cls == JOBLIB_WRAPPER:
-                self._joblib_array(instance, state)
+            elif instance.cls == JOBLIB_WRAPPER:
+                if self.joblib_aware:
+                    self._joblib_array(instance, state)
+                elif _holds_objects(state):
+                    # Read by plain pickle.load, the nested pickle of an object array runs
+                    # with the outer memo: every memo reference is garbage, for real files
+                    # too. The joblib-aware walk scans that pickle as joblib reads it.
+                    raise _Fail("a joblib object array, read as plain pickle (stops here)")
 
     def _joblib_array(self, wrapper: CallResult, state: Any) -> None:
         """Step over the array joblib writes after this wrapper (see :mod:`._joblib`)."""
@@ -799,8 +805,22 @@ def _text(value: str | bytes) -> str:
         raise _Fail("a string that is not UTF-8") from None
 
 
+def _holds_objects(state: Any) -> bool:
+    try:
+        return _joblib.array_layout(state).holds_objects
+    except _joblib.LayoutError:
+        return False
+
+
 def _surely_not_str(value: Any) -> bool:
-    return value is None or value is LITERAL or isinstance(value, bool | int | tuple | Seq | Map)
+    """Values that cannot be an exact ``str``: literals of other types, imported names
+    (no allowed global is a string; any other is reported already) and what allowed
+    callables return (numpy's str_ is a subclass, which STACK_GLOBAL refuses)."""
+    return (
+        value is None
+        or value is LITERAL
+        or isinstance(value, bool | int | tuple | Seq | Map | GlobalRef | CallResult)
+    )
 
 
 def _extend(target: Seq | Map, items: list[Any], cap: int) -> None:

@@ -137,23 +137,26 @@ def verify_audit_log(
     anchor_seen = anchor is None
     with connect(store) as db, db.read() as conn:
         rows = conn.execution_options(yield_per=1000).execute(select(AUDIT).order_by(AUDIT.c.seq))
-        for row in rows:
-            entry = _entry(row)
-            problem = _link_problem(previous, entry)
-            if problem is not None:
-                return _broken(checked, previous, *problem)
-            if anchor is not None and entry.seq == anchor[0]:
-                anchor_seen = True
-                if entry.hash != anchor[1]:
-                    return _broken(
-                        checked,
-                        previous,
-                        entry.seq,
-                        f"entry {entry.seq} no longer has the anchored hash "
-                        f"{anchor[1][:16]}…: the log was rewritten from there on",
-                    )
-            checked += 1
-            previous = entry
+        try:
+            for row in rows:
+                entry = _entry(row)
+                problem = _link_problem(previous, entry)
+                if problem is None and anchor is not None and entry.seq == anchor[0]:
+                    anchor_seen = True
+                    if entry.hash != anchor[1]:
+                        problem = (
+                            entry.seq,
+                            (
+                                f"entry {entry.seq} no longer has the anchored hash "
+                                f"{anchor[1][:16]}…: the log was rewritten from there on"
+                            ),
+                        )
+                if problem is not None:
+                    return _broken(checked, previous, *problem)
+                checked += 1
+                previous = entry
+        finally:
+            rows.close()  # a server-side cursor on PostgreSQL: release it when stopping early
     if not anchor_seen:
         assert anchor is not None
         head = previous.seq if previous is not None else 0

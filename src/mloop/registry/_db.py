@@ -11,6 +11,9 @@ form one unbroken chain (each reads the hash of the one before).
 from __future__ import annotations
 
 import getpass
+import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
@@ -48,10 +51,11 @@ _PG_REGISTRY_LOCK = 0x6D6C6F6F7072  # "mloopr"
 
 @contextmanager
 def connect(store: MetadataStore | None = None) -> Iterator[MetadataStore]:
-    """``store`` itself, or the configured metadata store, opened now and closed on exit.
+    """``store`` itself, or the configured metadata store.
 
     The configured store is the tracking URI when that is a database URI (so models, runs
     and datasets share one lineage graph), else ``MLOOP_DB_URI`` / the embedded SQLite.
+    It stays open for the next call (see :func:`_open`).
     """
     if store is not None:
         yield store
@@ -60,11 +64,41 @@ def connect(store: MetadataStore | None = None) -> Iterator[MetadataStore]:
     uri = settings.tracking_uri
     if not uri or uri.startswith(("http://", "https://")):
         uri = settings.resolved_db_uri
-    opened = open_store(uri)
-    try:
-        yield opened
-    finally:
-        opened.close()
+    yield _open(uri)
+
+
+_opened: OrderedDict[tuple[int, str], MetadataStore] = OrderedDict()
+_opened_lock = threading.Lock()
+_KEEP_OPEN = 4
+
+
+def _open(uri: str) -> MetadataStore:
+    """A store kept open per process and URI, the few most recent ones.
+
+    Registry calls are small and frequent (``load_model("models:/…")`` resolves and reads
+    a policy; a server answers many); reopening costs an engine, a connection and every
+    statement's compilation each time, several times the call itself. Keyed by process id
+    because pooled connections must not cross a fork.
+    """
+    key = (os.getpid(), uri)
+    with _opened_lock:
+        found = _opened.get(key)
+        if found is not None:
+            _opened.move_to_end(key)
+            return found
+    store = open_store(uri)
+    evicted: list[MetadataStore] = []
+    with _opened_lock:
+        if key in _opened:  # another thread opened it meanwhile
+            evicted.append(store)
+            store = _opened[key]
+        else:
+            _opened[key] = store
+        while len(_opened) > _KEEP_OPEN:
+            evicted.append(_opened.popitem(last=False)[1])
+    for old in evicted:
+        old.close()  # checked-out connections finish their work, then are discarded
+    return store
 
 
 def write(store: MetadataStore, work: Callable[[Connection], T]) -> T:

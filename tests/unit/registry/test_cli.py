@@ -1,5 +1,10 @@
 """``mloop models`` (registry), ``mloop users``, ``mloop keys`` and ``mloop audit``, run
-in-process as the console script runs them."""
+in-process as the console script runs them.
+
+The commands are thin over the library, which the other modules test on both backends;
+here the promotion and audit flows run on both, the rest on SQLite (each invocation
+rebuilds Typer's whole command tree, about 0.2 s).
+"""
 
 from __future__ import annotations
 
@@ -28,10 +33,19 @@ def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
 
 
-@pytest.fixture
-def churn(db: str) -> None:
+def _register_two_versions() -> None:
     register_model_version("churn", "runs:/r1/model", package_digest=DIGESTS[0])
     register_model_version("churn", "runs:/r2/model", package_digest=DIGESTS[1])
+
+
+@pytest.fixture
+def churn(db: str) -> None:
+    _register_two_versions()
+
+
+@pytest.fixture
+def churn_local(sqlite_db: str) -> None:
+    _register_two_versions()
 
 
 def ok(capsys: Capsys, *args: str) -> str:
@@ -40,7 +54,7 @@ def ok(capsys: Capsys, *args: str) -> str:
     return out
 
 
-def test_models_list_show_and_versions(churn: None, capsys: Capsys) -> None:
+def test_models_list_show_and_versions(churn_local: None, capsys: Capsys) -> None:
     assert "No registered models" not in ok(capsys, "models", "list")
     [model] = run_json(capsys, "models", "list")
     assert (model["name"], model["latest_version"], model["num_versions"]) == ("churn", 2, 2)
@@ -60,7 +74,7 @@ def test_models_list_show_and_versions(churn: None, capsys: Capsys) -> None:
     assert versions[0]["uri"] == "models:/churn/1"
 
 
-def test_alias_moves_deletes_and_refuses_bad_input(churn: None, capsys: Capsys) -> None:
+def test_alias_moves_deletes_and_refuses_bad_input(churn_local: None, capsys: Capsys) -> None:
     assert "churn@champion → version 2" in ok(capsys, "models", "alias", "churn", "champion", "2")
     assert resolve("churn", "@champion").version == 2
     ok(capsys, "models", "alias", "churn", "champion", "--delete")
@@ -131,7 +145,7 @@ def test_policy_approvals_and_promotion_from_the_cli(
     assert "not a PEM public key" in one_error_line(err)
 
 
-def test_archive_and_restore(churn: None, capsys: Capsys) -> None:
+def test_archive_and_restore(churn_local: None, capsys: Capsys) -> None:
     assert "Archived version 2 of churn" in ok(capsys, "models", "archive", "churn", "2")
     code, _, err = run_cli(capsys, "models", "alias", "churn", "champion", "2")
     assert code == 2
@@ -142,7 +156,7 @@ def test_archive_and_restore(churn: None, capsys: Capsys) -> None:
     assert "Restored version 2" in ok(capsys, "models", "archive", "churn", "2", "--restore")
 
 
-def test_users_and_roles(db: str, capsys: Capsys) -> None:
+def test_users_and_roles(sqlite_db: str, capsys: Capsys) -> None:
     created = run_json(capsys, "users", "create", "ci-bot", "--service", "--role", "viewer")
     assert (created["kind"], created["roles"]) == (
         "service",
@@ -168,7 +182,7 @@ def test_users_and_roles(db: str, capsys: Capsys) -> None:
         assert message in one_error_line(err)
 
 
-def test_keys_are_printed_once_and_work(db: str, capsys: Capsys, store: MetadataStore) -> None:
+def test_keys_are_printed_once_and_work(sqlite_db: str, capsys: Capsys) -> None:
     ok(capsys, "users", "create", "ci-bot", "--service", "--role", "editor")
     code, out, err = run_cli(capsys, "keys", "create", "ci-bot", "-d", "nightly")
     assert code == 0, err
@@ -221,7 +235,7 @@ def test_audit_list_and_verify(churn: None, capsys: Capsys, store: MetadataStore
     assert "SEQ:HASH" in one_error_line(err)
 
 
-def test_empty_store_messages(db: str, capsys: Capsys) -> None:
+def test_empty_store_messages(sqlite_db: str, capsys: Capsys) -> None:
     assert "No registered models yet" in ok(capsys, "models", "list")
     assert "No users yet" in ok(capsys, "users", "list")
     assert "The audit log is empty" in ok(capsys, "audit", "verify")

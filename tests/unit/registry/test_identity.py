@@ -79,14 +79,14 @@ def test_users_and_service_accounts_hold_scoped_roles(db: str) -> None:
     ],
 )
 def test_bad_identity_input_is_refused(
-    db: str, call: object, error: type[Exception], message: str
+    sqlite_db: str, call: object, error: type[Exception], message: str
 ) -> None:
     with pytest.raises(error, match=message):
         call()  # type: ignore[operator]
     assert list_audit_log() == []
 
 
-def test_duplicate_users_conflict(db: str) -> None:
+def test_duplicate_users_conflict(sqlite_db: str) -> None:
     create_user("ada")
     with pytest.raises(Conflict, match="already exists"):
         create_user("ada", kind="service")

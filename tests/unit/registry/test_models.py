@@ -73,7 +73,7 @@ def test_registering_the_same_package_again_returns_its_version(db: str) -> None
     ],
 )
 def test_bad_registrations_say_what_is_wrong(
-    db: str, kwargs: dict[str, object], message: str
+    sqlite_db: str, kwargs: dict[str, object], message: str
 ) -> None:
     call: dict[str, object] = {
         "name": "churn",

@@ -80,14 +80,14 @@ def test_replacing_a_policy_records_before_and_after(db: str) -> None:
         (TrustPolicy(required_approvals=True), "whole number"),
     ],
 )
-def test_bad_policies_are_refused(db: str, policy: TrustPolicy, message: str) -> None:
+def test_bad_policies_are_refused(sqlite_db: str, policy: TrustPolicy, message: str) -> None:
     create_registered_model("churn")
     with pytest.raises(InvalidInput, match=message):
         set_trust_policy("churn", policy)
     assert get_trust_policy("churn") is None
 
 
-def test_a_private_key_is_refused_as_a_trusted_key(db: str) -> None:
+def test_a_private_key_is_refused_as_a_trusted_key(sqlite_db: str) -> None:
     create_registered_model("churn")
     private, _ = key_pair()
     with pytest.raises(InvalidInput, match="this is a private key"):

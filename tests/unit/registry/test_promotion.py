@@ -64,7 +64,7 @@ def test_aliases_move_delete_and_each_move_is_audited(db: str) -> None:
     ]
 
 
-def test_bad_aliases_are_refused(db: str) -> None:
+def test_bad_aliases_are_refused(sqlite_db: str) -> None:
     register_model_version("churn", "/p1", package_digest=DIGESTS[0])
     for bad in ("latest", "3", "a b", "@x", "x/y", ""):
         with pytest.raises(Exception, match="alias"):

@@ -16,7 +16,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
@@ -143,8 +143,3 @@ def check(actor: Actor, action: str, resource: _roles.Resource) -> None:
     store itself, is trusted and only named in the audit log."""
     if isinstance(actor, Principal):
         _roles.authorize(actor, action, resource)
-
-
-def one(conn: Connection, statement: Any) -> Any:
-    """The first row of ``statement`` or None."""
-    return conn.execute(statement).first()

@@ -399,10 +399,13 @@ def package_problems(version: ModelVersion, policy: TrustPolicy) -> list[str]:
         return [f"package: cannot fetch {version.source}: {exc.message}"]
     problems = _digest_problems(package_dir, version)
     try:
-        verify_package(package_dir)
+        manifest = verify_package(package_dir)
     except MloopError as exc:
         problems.append(f"package: {exc.message}")
-    return problems + list(promotion_problems(package_dir, policy))
+        manifest = None  # the signature check then reads the files itself
+    # Every file was just hashed against the manifest: the signature is checked against
+    # those digests rather than by hashing the package a second time.
+    return problems + list(promotion_problems(package_dir, policy, verified_manifest=manifest))
 
 
 def _digest_problems(package_dir: Path, version: ModelVersion) -> list[str]:

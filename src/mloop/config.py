@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         default=None, description="Endpoint of an S3-compatible server (MinIO, moto, …)."
     )
+    kek_file: str | None = Field(
+        default=None,
+        description="Key-encryption key file (or NAME://… of a registered key provider); "
+        "when set, new artifacts are stored encrypted.",
+    )
     tracking_uri: str | None = Field(
         default=None, description="http(s)://… to log through a tracking server."
     )

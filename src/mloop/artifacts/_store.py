@@ -3,6 +3,9 @@
 Blobs are named by the SHA-256 of their bytes, so the same file logged by a thousand
 runs is stored once, and every read can prove it got back what was written. Everything
 here works in 1 MiB chunks so multi-GB artifacts never have to fit in memory.
+
+With a key provider, new blobs are stored as encrypted envelopes (see ``_encryption``);
+digests stay those of the plaintext, so de-duplication and verification do not change.
 """
 
 from __future__ import annotations
@@ -13,10 +16,13 @@ import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from mloop.artifacts import _encryption
 from mloop.artifacts._backends import _Backend, open_backend
+from mloop.artifacts._kek import KeyProvider, open_key_provider
 from mloop.artifacts._paths import BLOB_PREFIX, blob_key, check_digest, digest_of_key
 from mloop.errors import IntegrityError, InvalidInput, NotFound
 
@@ -34,19 +40,44 @@ class BlobInfo:
     size: int
 
 
-def open_artifact_store(uri: str, *, s3_endpoint_url: str | None = None) -> ArtifactStore:
+class _Setting(Enum):
+    FROM_SETTINGS = "from settings"
+
+
+def open_artifact_store(
+    uri: str,
+    *,
+    s3_endpoint_url: str | None = None,
+    key_provider: KeyProvider | _Setting | None = _Setting.FROM_SETTINGS,
+) -> ArtifactStore:
     """Open the store at ``uri``: a folder, ``file://``, ``s3://bucket/prefix`` or ``memory://``.
 
     ``s3_endpoint_url`` points s3:// at an S3-compatible server (MinIO, moto, …).
+    ``key_provider`` encrypts new blobs; by default it comes from the ``kek_file`` setting
+    (``MLOOP_KEK_FILE``), so every component that opens the store encrypts alike. Pass
+    ``None`` for a store that writes plaintext (it still reports encrypted blobs clearly).
     """
-    return ArtifactStore(open_backend(uri, s3_endpoint_url=s3_endpoint_url))
+    if key_provider is _Setting.FROM_SETTINGS:
+        key_provider = key_provider_from_settings()
+    return ArtifactStore(
+        open_backend(uri, s3_endpoint_url=s3_endpoint_url), key_provider=key_provider
+    )
+
+
+def key_provider_from_settings() -> KeyProvider | None:
+    """The provider ``MLOOP_KEK_FILE`` names, or ``None`` when encryption is off."""
+    from mloop.config import get_settings
+
+    location = get_settings().kek_file
+    return open_key_provider(location) if location else None
 
 
 class ArtifactStore:
     """Immutable blobs addressed by digest, over any byte-level backend."""
 
-    def __init__(self, backend: _Backend) -> None:
+    def __init__(self, backend: _Backend, *, key_provider: KeyProvider | None = None) -> None:
         self._backend = backend
+        self._key_provider = key_provider
 
     def __repr__(self) -> str:
         return f"ArtifactStore({self.root!r})"
@@ -55,6 +86,11 @@ class ArtifactStore:
     def root(self) -> str:
         """The URI of the store, as given to :func:`open_artifact_store` (normalized)."""
         return self._backend.root
+
+    @property
+    def key_provider(self) -> KeyProvider | None:
+        """The provider new blobs are encrypted with; ``None`` means they are stored as is."""
+        return self._key_provider
 
     # -- writing --------------------------------------------------------------------------
 
@@ -88,8 +124,14 @@ class ArtifactStore:
         fd, name = tempfile.mkstemp(prefix=".spool-", dir=self._backend.staging_dir())
         spool = Path(name)
         try:
-            with os.fdopen(fd, "wb") as out:
-                info = _copy_hashing(head, stream, out)
+            with os.fdopen(fd, "w+b") as out:
+                if self._key_provider is None:
+                    info = _copy_hashing(head, stream, out)
+                else:
+                    # Encrypted while spooled: plaintext never lands in the staging folder.
+                    info = BlobInfo(
+                        *_encryption.seal(_chunks(head, stream), out, self._key_provider)
+                    )
             key = blob_key(info.digest)
             if not self._backend.exists(key):
                 self._backend.put_file(spool, key)
@@ -113,7 +155,12 @@ class ArtifactStore:
             raw = self._backend.open(key)
         except FileNotFoundError:
             raise self._not_found(digest) from None
-        return io.BufferedReader(_VerifyingReader(raw, digest, self.root), CHUNK_SIZE)
+        try:
+            content = _encryption.open_plaintext(raw, digest, self._key_provider, self.root)
+        except BaseException:
+            raw.close()
+            raise
+        return io.BufferedReader(_VerifyingReader(content, digest, self.root), CHUNK_SIZE)
 
     def download(self, digest: str, dest: str | os.PathLike[str]) -> None:
         """Write the blob to ``dest``, which appears only once the bytes are verified."""
@@ -140,8 +187,14 @@ class ArtifactStore:
         return self._backend.exists(blob_key(digest))
 
     def size(self, digest: str) -> int:
+        """The size of the content (for an encrypted blob, of its plaintext)."""
+        key = blob_key(digest)
         try:
-            return self._backend.size(blob_key(digest))
+            stored = self._backend.size(key)
+            if stored < _encryption.PREFIX_BYTES:
+                return stored
+            with self._backend.open(key) as raw:
+                return _encryption.plaintext_size(raw, digest, stored, self.root)
         except FileNotFoundError:
             raise self._not_found(digest) from None
 
@@ -153,7 +206,11 @@ class ArtifactStore:
             raise self._not_found(digest) from None
 
     def list(self) -> Iterator[BlobInfo]:
-        """Every blob, in digest order; stray objects under the blob prefix are ignored."""
+        """Every blob, in digest order; stray objects under the blob prefix are ignored.
+
+        Sizes come from the listing alone, so they are those of the stored objects: for an
+        encrypted blob a little more than its content (:meth:`size` gives the content's).
+        """
         for key, size in self._backend.list(BLOB_PREFIX):
             digest = digest_of_key(key)
             if digest is not None:
@@ -176,6 +233,13 @@ def _read_chunk(stream: BinaryIO) -> bytes:
     return chunk or b""
 
 
+def _chunks(head: bytes, stream: BinaryIO) -> Iterator[bytes]:
+    chunk = head
+    while chunk:
+        yield chunk
+        chunk = _read_chunk(stream)
+
+
 def _copy_hashing(head: bytes, stream: BinaryIO, out: BinaryIO) -> BlobInfo:
     hasher = hashlib.sha256()
     size = 0
@@ -191,7 +255,7 @@ def _copy_hashing(head: bytes, stream: BinaryIO, out: BinaryIO) -> BlobInfo:
 class _VerifyingReader(io.RawIOBase):
     """Hashes what passes through and checks the digest when the end is reached."""
 
-    def __init__(self, inner: BinaryIO, digest: str, root: str) -> None:
+    def __init__(self, inner: BinaryIO | io.RawIOBase, digest: str, root: str) -> None:
         self._inner = inner
         self._digest = check_digest(digest)
         self._root = root

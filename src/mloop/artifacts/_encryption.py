@@ -35,10 +35,7 @@ import secrets
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, BinaryIO, Literal
 
 from mloop.artifacts._kek import KEY_BYTES, KeyProvider
 from mloop.errors import ConfigError, EncryptionKeyError, IntegrityError, InvalidInput
@@ -167,6 +164,8 @@ def seal(
             f"segment size {segment_size} is out of range "
             f"({MIN_SEGMENT_SIZE}..{MAX_SEGMENT_SIZE} bytes)"
         )
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     data_key = AESGCM.generate_key(bit_length=8 * KEY_BYTES)
     header = EnvelopeHeader(
         digest=bytes(DIGEST_BYTES),
@@ -357,6 +356,8 @@ class _DecryptingReader(io.RawIOBase):
     def __init__(
         self, inner: BinaryIO, header: EnvelopeHeader, data_key: bytes, digest: str, root: str
     ) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         self._inner = inner
         self._header = header
         self._aead = AESGCM(data_key)
@@ -391,6 +392,8 @@ class _DecryptingReader(io.RawIOBase):
             raise _damaged(self._digest, self._root, f"segment {self._index} is cut short")
         if self._index >= MAX_SEGMENTS:
             raise _damaged(self._digest, self._root, "it has more than 2**32 segments")
+        from cryptography.exceptions import InvalidTag
+
         nonce = segment_nonce(self._header.nonce_prefix, self._index, final)
         try:
             plain = self._aead.decrypt(nonce, sealed, self._aad)
@@ -414,22 +417,22 @@ class _DecryptingReader(io.RawIOBase):
 def rewrap(
     raw: BinaryIO,
     digest: str,
-    old: KeyProvider,
+    unwrapping: KeyProvider,
     new: KeyProvider,
     out: BinaryIO,
     root: str,
-) -> bool:
+) -> Literal["plaintext", "current", "rewrapped"]:
     """Copy the envelope in ``raw`` to ``out`` with its data key wrapped by ``new``'s KEK.
 
-    The segments are copied byte for byte — re-wrapping never decrypts content. Returns
-    ``False`` (writing nothing) when ``raw`` is not an envelope or already uses ``new``'s key.
+    The segments are copied byte for byte — re-wrapping never decrypts content. Nothing is
+    written when ``raw`` holds a plaintext blob or already uses ``new``'s key.
     """
     _, header = read_header(raw, digest, root)
     if header is None:
-        return False
+        return "plaintext"
     if header.provider == new.name and header.key_id == new.key_id:
-        return False
-    data_key = unwrap_data_key(header, old, digest, root)
+        return "current"
+    data_key = unwrap_data_key(header, unwrapping, digest, root)
     fresh = EnvelopeHeader(
         digest=header.digest,
         segment_size=header.segment_size,
@@ -441,4 +444,4 @@ def rewrap(
     out.write(fresh.to_bytes())
     while chunk := raw.read(DEFAULT_SEGMENT_SIZE):
         out.write(chunk)
-    return True
+    return "rewrapped"

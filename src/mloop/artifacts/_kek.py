@@ -5,7 +5,8 @@ those 32-byte data keys, so the KEK itself never touches artifact bytes and can 
 file today and in a cloud KMS tomorrow. Providers are chosen by URI scheme, like artifact
 backends: ``MLOOP_KEK_FILE=/secrets/mloop.kek`` is the file provider, and a plugin that
 calls :func:`register_key_provider("aws-kms", …)` makes ``aws-kms://…`` mean its provider.
-The built-in file provider registers itself through the same function.
+The built-in file provider registers itself through the same function. ``cryptography`` is
+imported only when a key is used, so ``import mloop`` does not pay for it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mloop.errors import Conflict, EncryptionKeyError, IntegrityError, InvalidInput
 
@@ -173,10 +171,15 @@ class FileKeyProvider(KeyProvider):
         return key_id in self._keys
 
     def wrap(self, data_key: bytes) -> bytes:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         nonce = secrets.token_bytes(_WRAP_NONCE_BYTES)
         return nonce + AESGCM(self._key).encrypt(nonce, data_key, _wrap_aad(self._key_id))
 
     def unwrap(self, wrapped: bytes, key_id: str) -> bytes:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         key = self._keys.get(key_id)
         if key is None:
             raise EncryptionKeyError(

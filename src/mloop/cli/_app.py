@@ -16,6 +16,7 @@ import typer
 
 from mloop.cli import (  # noqa: F401  (each module adds its commands to the shared groups)
     _identity,
+    _kek,
     _models_package,
     _models_registry,
     _models_scan,

@@ -167,6 +167,10 @@ _TORCH = {
     for name in TORCH_STORAGE_ELEMENT_SIZES
     for module in ("torch", "torch.storage", "torch.cuda")
 } | {
+    # The tensor classes the pre-1.0 tar layout records per tensor (original_tensor_type).
+    ("torch", f"{kind}Tensor")
+    for kind in ("Double", "Float", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool")
+} | {
     ("torch", name)
     for name in (
         "float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8",

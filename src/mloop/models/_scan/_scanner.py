@@ -49,7 +49,6 @@ from mloop.models._scan._streams import (
     decompressing,
     spooled,
 )
-from mloop.models._scan._values import plain
 from mloop.models._scan._walk import PickleWalker, WalkError
 
 MAX_DEPTH = 12
@@ -158,7 +157,15 @@ class _Scan:
             record.add(UNSUPPORTED, f"cannot be scanned: {problem}")
         except ScanLimit as problem:
             record.add(UNSUPPORTED, str(problem))
-        except (OSError, EOFError, ValueError, Truncated, lzma.LZMAError, zlib.error) as problem:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            Truncated,
+            lzma.LZMAError,
+            zlib.error,
+            RecursionError,
+        ) as problem:
             if isinstance(problem, PermissionError | FileNotFoundError):
                 raise
             record.add(PARSE_ERROR, f"cannot be read: {_describe(problem)}")
@@ -180,7 +187,7 @@ class _Scan:
                     self.plain_pickles(opener, record)
                 return
             skipped = walker.skipped_payloads
-            if plain(first) == _torch.MAGIC_NUMBER:
+            if isinstance(first, int) and first == _torch.MAGIC_NUMBER:
                 record.format = record.format.replace(_sniff.PICKLE, "pytorch-legacy")
                 self.layout(record, lambda: _torch.scan_legacy_stream(reader, self._walk(record)))
             else:

@@ -171,7 +171,16 @@ def buffered(raw: io.RawIOBase) -> BinaryIO:
 
 
 def decompressing(kind: str, raw: BinaryIO, budget: Budget) -> BinaryIO:
-    """A stream of ``raw`` decompressed as ``kind`` (names from :mod:`._sniff`)."""
+    """A stream of ``raw`` decompressed as ``kind`` (names from :mod:`._sniff`); closing
+    it closes ``raw``, and so does a failure to open it."""
+    try:
+        return buffered(_Counted(_decompressor(kind, raw), budget, raw))
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _decompressor(kind: str, raw: BinaryIO) -> IO[bytes]:
     inner: IO[bytes]
     if kind == "gzip":
         inner = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb"))
@@ -195,7 +204,7 @@ def decompressing(kind: str, raw: BinaryIO, budget: Budget) -> BinaryIO:
         inner = buffered(_Unzip(raw, int(kind.rsplit("-", 1)[1])))
     else:  # pragma: no cover - the sniffer only names the kinds above
         raise Unsupported(f"{kind} compression")
-    return buffered(_Counted(inner, budget, raw))
+    return inner
 
 
 def _zstd_reader(raw: BinaryIO) -> IO[bytes]:

@@ -108,19 +108,22 @@ def never_callable(value: Any) -> bool:
     )
 
 
-def plain(value: Any) -> Any:
-    """Turn tracked containers into Python values (for reading headers); markers stay."""
+def plain(value: Any, depth: int = 0) -> Any:
+    """Turn tracked containers into Python values (for reading headers); markers stay.
+    Deeper than a header ever nests (or self-referencing) becomes :data:`UNKNOWN`."""
+    if depth > 16:
+        return UNKNOWN
     if isinstance(value, Seq):
-        return None if value.items is None else [plain(item) for item in value.items]
+        return None if value.items is None else [plain(item, depth + 1) for item in value.items]
     if isinstance(value, Map):
         if value.items is None:
             return None
         try:
-            return {plain(k): plain(v) for k, v in value.items}
+            return {plain(k, depth + 1): plain(v, depth + 1) for k, v in value.items}
         except TypeError:
             return None
     if isinstance(value, tuple):
-        return tuple(plain(item) for item in value)
+        return tuple(plain(item, depth + 1) for item in value)
     if isinstance(value, bytes):  # a string still in its UTF-8 form
         return value.decode("utf-8", "replace")
     return value

@@ -186,6 +186,8 @@ class PickleWalker:
                     self._retire()
                     young = self.young
             elif op == 0x8C:  # SHORT_BINUNICODE, kept as UTF-8 bytes until needed
+                if pos >= end:
+                    raise _Fail("truncated SHORT_BINUNICODE", r.base + pos - 1)
                 n = buf[pos]
                 pos += 1
                 if end - pos < n:

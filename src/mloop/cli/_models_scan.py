@@ -123,8 +123,8 @@ def import_model(
 
     if output is None and register is None:
         raise typer.BadParameter("give --output DIR, --register NAME, or both")
-    save_model, log_model = _package_functions()
     model = restricted_load(path)
+    save_model, log_model = _package_functions()
     out = _render.console()
     if output is not None:
         save_model(model, output)

@@ -66,6 +66,8 @@ def scan_path(path: str | Path) -> ScanReport:
     root = Path(path)
     if not root.exists() and not root.is_symlink():
         raise NotFound(f"cannot scan {str(root)!r}: no such file or folder")
+    if not root.is_dir() and not root.is_file():
+        raise InvalidInput(f"cannot scan {str(root)!r}: not a regular file or folder")
     scan = _Scan(root)
     try:
         if root.is_dir():

@@ -170,7 +170,7 @@ def torch_legacy_stream(*, evil: bool = False, numel: int = 4) -> bytes:
                 "type_sizes": {"short": 2, "int": 4, "long": 4},
             },
             protocol=2,
-        ),  # fmt: skip
+        ),
         torch_state_dict_pickle(keys, numel, evil=evil),
         pickle.dumps(keys, protocol=2),
     ]

@@ -186,14 +186,18 @@ def seal(
     for chunk in chunks:
         hasher.update(chunk)
         size += len(chunk)
-        pending += chunk
-        # Strictly more than a segment: only then is the segment known not to be the last.
-        while len(pending) > segment_size:
-            _check_index(index)
-            nonce = segment_nonce(header.nonce_prefix, index, final=False)
-            out.write(aead.encrypt(nonce, bytes(pending[:segment_size]), aad))
-            del pending[:segment_size]
-            index += 1
+        rest = memoryview(chunk)
+        while rest:
+            if len(pending) == segment_size:
+                # A full segment with more bytes still coming: it is not the last one.
+                _check_index(index)
+                nonce = segment_nonce(header.nonce_prefix, index, final=False)
+                out.write(aead.encrypt(nonce, pending, aad))
+                pending.clear()
+                index += 1
+            take = min(segment_size - len(pending), len(rest))
+            pending += rest[:take]
+            rest = rest[take:]
     _check_index(index)
     out.write(aead.encrypt(segment_nonce(header.nonce_prefix, index, final=True), pending, aad))
     end = out.tell()
@@ -351,7 +355,8 @@ class _Replay(io.RawIOBase):
 
 class _DecryptingReader(io.RawIOBase):
     """Decrypts one segment at a time; a segment is the final one exactly when nothing
-    follows it, which one byte of look-ahead tells."""
+    follows it, which one byte of look-ahead tells. One buffer of a sealed segment plus
+    one byte is reused for every segment, so memory does not depend on the blob's size."""
 
     def __init__(
         self, inner: BinaryIO, header: EnvelopeHeader, data_key: bytes, digest: str, root: str
@@ -366,8 +371,10 @@ class _DecryptingReader(io.RawIOBase):
         self._digest = digest
         self._root = root
         self._index = 0
-        self._lookahead = b""
-        self._plain = memoryview(b"")
+        self._buffer: bytearray | None = None
+        self._filled = 0
+        self._segment = b""
+        self._offset = 0
         self._finished = False
 
     def readable(self) -> bool:
@@ -375,20 +382,41 @@ class _DecryptingReader(io.RawIOBase):
 
     def readinto(self, buffer: WriteableBuffer) -> int:
         view = memoryview(buffer).cast("B")
-        while not self._plain and not self._finished:
-            self._plain = memoryview(self._next_segment())
-        n = min(len(view), len(self._plain))
-        view[:n] = self._plain[:n]
-        self._plain = self._plain[n:]
-        return n
+        chunk = self.read(len(view))
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Slices of the decrypted segment, without the scratch buffer ``RawIOBase`` uses."""
+        if size is None or size < 0:
+            return self.readall()
+        while self._offset >= len(self._segment) and not self._finished:
+            self._segment = self._next_segment()
+            self._offset = 0
+        if self._offset == 0 and size >= len(self._segment):
+            chunk = self._segment
+        else:
+            chunk = self._segment[self._offset : self._offset + size]
+        self._offset += len(chunk)
+        return chunk
+
+    def readall(self) -> bytes:
+        parts = []
+        while chunk := self.read(DEFAULT_SEGMENT_SIZE):
+            parts.append(chunk)
+        return b"".join(parts)
 
     def _next_segment(self) -> bytes:
-        sealed = self._lookahead + read_exact(self._inner, self._sealed_size - len(self._lookahead))
-        self._lookahead = b""
-        if len(sealed) == self._sealed_size:
-            self._lookahead = read_exact(self._inner, 1)
-        final = not self._lookahead
-        if len(sealed) < TAG_BYTES:
+        if self._buffer is None:
+            self._buffer = bytearray(self._sealed_size + 1)
+        buffer = self._buffer
+        if self._filled:  # the look-ahead byte of the previous round opens this segment
+            buffer[0] = buffer[self._sealed_size]
+        self._filled = _fill(self._inner, buffer, self._filled)
+        final = self._filled <= self._sealed_size
+        length = min(self._filled, self._sealed_size)
+        self._filled = 0 if final else 1
+        if length < TAG_BYTES:
             raise _damaged(self._digest, self._root, f"segment {self._index} is cut short")
         if self._index >= MAX_SEGMENTS:
             raise _damaged(self._digest, self._root, "it has more than 2**32 segments")
@@ -396,7 +424,8 @@ class _DecryptingReader(io.RawIOBase):
 
         nonce = segment_nonce(self._header.nonce_prefix, self._index, final)
         try:
-            plain = self._aead.decrypt(nonce, sealed, self._aad)
+            with memoryview(buffer) as view, view[:length] as sealed:
+                plain = self._aead.decrypt(nonce, sealed, self._aad)
         except InvalidTag:
             raise _damaged(
                 self._digest,
@@ -412,6 +441,23 @@ class _DecryptingReader(io.RawIOBase):
         if not self.closed:
             self._inner.close()
         super().close()
+
+
+def _fill(stream: BinaryIO, buffer: bytearray, filled: int) -> int:
+    """Read into ``buffer[filled:]`` until it is full or the stream ends; the new fill."""
+    readinto = getattr(stream, "readinto", None)
+    with memoryview(buffer) as view:
+        while filled < len(buffer):
+            if readinto is not None:
+                n = readinto(view[filled:])
+            else:
+                chunk = stream.read(len(buffer) - filled)
+                n = len(chunk)
+                view[filled : filled + n] = chunk
+            if not n:
+                break
+            filled += n
+    return filled
 
 
 def rewrap(

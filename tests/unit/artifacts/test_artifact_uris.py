@@ -16,8 +16,16 @@ def test_public_api_is_pinned() -> None:
     assert mloop.artifacts.__all__ == [
         "ArtifactStore",
         "BlobInfo",
+        "FileKeyProvider",
+        "KeyProvider",
+        "RewrapReport",
+        "generate_kek_file",
         "iter_local_files",
+        "key_provider_from_settings",
         "open_artifact_store",
+        "open_key_provider",
+        "register_key_provider",
+        "rewrap_store",
         "safe_relpath",
     ]
 

@@ -59,3 +59,28 @@ def test_run_artifacts_and_dataset_versions_are_stored_encrypted(
         mloop.MloopClient(mloop.get_tracking_uri()).download_artifacts(
             run.info.run_id, "model/weights.txt", tmp_path / "dl2"
         )
+
+
+def test_a_logged_model_package_is_stored_encrypted_and_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mloop.models
+
+    if not hasattr(mloop.models, "log_model"):
+        pytest.skip("mloop.models.log_model / load_model (issue 4, part B) are not there yet")
+    from sklearn.linear_model import LogisticRegression
+
+    kek = tmp_path / "mloop.kek"
+    generate_kek_file(kek)
+    monkeypatch.setenv("MLOOP_KEK_FILE", str(kek))
+    features = [[0.0, 1.0], [1.0, 0.0], [0.2, 0.9], [0.9, 0.1]]
+    model = LogisticRegression().fit(features, [0, 1, 0, 1])
+
+    with mloop.start_run():
+        info = mloop.models.log_model(model, "classifier")
+    loaded = mloop.models.load_model(info.model_uri)
+
+    assert list(loaded.predict(features)) == [0, 1, 0, 1]
+    blobs = _stored_files(Path(os.environ["MLOOP_HOME"]) / "artifacts" / "blobs")
+    assert blobs
+    assert all(path.read_bytes().startswith(MAGIC) for path in blobs)

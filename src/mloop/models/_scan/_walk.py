@@ -19,14 +19,21 @@ variables, the rest in one method per opcode.
 from __future__ import annotations
 
 import _compat_pickle
-import codecs
 import re
-import struct
 from collections.abc import Callable
 from typing import Any
 
 from mloop.models._scan import _joblib
 from mloop.models._scan._allowlist import is_allowed, refusal_reason
+from mloop.models._scan._opcodes import (
+    INT4,
+    SLOW_OPCODES,
+    DataOpcodes,
+    Fail,
+    extend,
+    surely_not_str,
+    text_of,
+)
 from mloop.models._scan._reader import StreamReader, Truncated
 from mloop.models._scan._report import (
     BUILD,
@@ -50,11 +57,6 @@ from mloop.models._scan._values import (
     plain,
 )
 
-MAX_LINE = 1 << 16
-"""Longest text argument (module name, integer, …) read; a loader fails on anything longer
-in practice (no module has such a name)."""
-SHORT_STRING = 1024
-"""Strings longer than this are skipped undecoded: no module or qualified name is longer."""
 CONTAINER_CAP = 64
 MEMO_WINDOW = 1 << 15
 MAX_PINNED = 1 << 20
@@ -62,7 +64,6 @@ MAX_MEMO_INDEX = 1 << 31
 
 _STYLE_NONE, _STYLE_MEMOIZE, _STYLE_PUT = 0, 1, 2
 _MISSING = object()
-_INT4 = struct.Struct("<i").unpack_from
 _MODULE_NAME = re.compile(r"^[^\W\d]\w*(\.[^\W\d]\w*)*$")
 JOBLIB_WRAPPER = GlobalRef("joblib.numpy_pickle", "NumpyArrayWrapper")
 _RECONSTRUCTOR = GlobalRef("copyreg", "_reconstructor")
@@ -81,14 +82,7 @@ class WalkError(Exception):
         self.offset = offset
 
 
-class _Fail(Exception):
-    def __init__(self, message: str, offset: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
-
-
-class PickleWalker:
+class PickleWalker(DataOpcodes):
     """Walks pickles from ``reader``, reporting into ``findings``.
 
     ``joblib_aware`` steps over the array bytes ``joblib.dump`` writes after each array
@@ -118,7 +112,7 @@ class PickleWalker:
         self._refs: dict[tuple[str, str], GlobalRef] = {}
         self._reset()
         self._handlers: dict[int, Callable[[], None]] = {
-            opcode: getattr(self, f"_op_{name}") for opcode, name in _SLOW_OPCODES.items()
+            opcode: getattr(self, f"_op_{name}") for opcode, name in SLOW_OPCODES.items()
         }
 
     def _reset(self) -> None:
@@ -142,7 +136,7 @@ class PickleWalker:
         reader = self.reader
         try:
             return self._run()
-        except _Fail as failure:
+        except Fail as failure:
             offset = failure.offset if failure.offset is not None else self.op_offset
             raise WalkError(failure.message, offset) from None
         except Truncated as truncated:
@@ -158,7 +152,7 @@ class PickleWalker:
         count = self.count
         style = self.style
         dispatch = self._dispatch
-        literal, int4, seq, mapping = LITERAL, _INT4, Seq, Map
+        literal, int4, seq, mapping = LITERAL, INT4, Seq, Map
         memoize_style, put_style, window_mask = _STYLE_MEMOIZE, _STYLE_PUT, MEMO_WINDOW - 1
         buf = r.buf
         pos = r.pos
@@ -173,7 +167,7 @@ class PickleWalker:
                 end = len(buf)
                 refill_at = end - 16
                 if pos >= end:
-                    raise _Fail("the data ends before the pickle's STOP opcode", r.base + pos)
+                    raise Fail("the data ends before the pickle's STOP opcode", r.base + pos)
             op = buf[pos]
             pos += 1
             if op == 0x94:  # MEMOIZE
@@ -187,13 +181,13 @@ class PickleWalker:
                     young = self.young
             elif op == 0x8C:  # SHORT_BINUNICODE, kept as UTF-8 bytes until needed
                 if pos >= end:
-                    raise _Fail("truncated SHORT_BINUNICODE", r.base + pos - 1)
+                    raise Fail("truncated SHORT_BINUNICODE", r.base + pos - 1)
                 n = buf[pos]
                 pos += 1
                 if end - pos < n:
                     r.pos = pos
                     if not r.fill(n):
-                        raise _Fail("a string runs past the end of the data", r.base + pos - 2)
+                        raise Fail("a string runs past the end of the data", r.base + pos - 2)
                     buf = r.buf
                     pos = r.pos
                     end = len(buf)
@@ -211,17 +205,17 @@ class PickleWalker:
                         young = self.young
             elif op == 0x4A:  # BININT
                 if end - pos < 4:
-                    raise _Fail("truncated BININT", r.base + pos - 1)
+                    raise Fail("truncated BININT", r.base + pos - 1)
                 push(int4(buf, pos)[0])
                 pos += 4
             elif op == 0x4B:  # BININT1
                 if pos >= end:
-                    raise _Fail("truncated BININT1", r.base + pos - 1)
+                    raise Fail("truncated BININT1", r.base + pos - 1)
                 push(buf[pos])
                 pos += 1
             elif op == 0x47:  # BINFLOAT
                 if end - pos < 8:
-                    raise _Fail("truncated BINFLOAT", r.base + pos - 1)
+                    raise Fail("truncated BINFLOAT", r.base + pos - 1)
                 push(literal)
                 pos += 8
             elif op == 0x28:  # MARK
@@ -230,30 +224,30 @@ class PickleWalker:
                 push = stack.append
             elif op == 0x75 or op == 0x65:  # SETITEMS, APPENDS
                 if not self.metastack:
-                    raise _Fail("SETITEMS/APPENDS without a MARK", r.base + pos - 1)
+                    raise Fail("SETITEMS/APPENDS without a MARK", r.base + pos - 1)
                 items = stack
                 stack = self.metastack.pop()
                 push = stack.append
                 if not stack:
-                    raise _Fail("SETITEMS/APPENDS with nothing to add to", r.base + pos - 1)
+                    raise Fail("SETITEMS/APPENDS with nothing to add to", r.base + pos - 1)
                 target = stack[-1]
                 if op == 0x75:
                     if len(items) % 2:
-                        raise _Fail("SETITEMS with an odd number of items", r.base + pos - 1)
+                        raise Fail("SETITEMS with an odd number of items", r.base + pos - 1)
                     if isinstance(target, mapping) and target.items is not None:
-                        _extend(target, list(zip(items[::2], items[1::2], strict=True)), self.cap)
+                        extend(target, list(zip(items[::2], items[1::2], strict=True)), self.cap)
                 elif isinstance(target, seq) and target.items is not None:
-                    _extend(target, items, self.cap)
+                    extend(target, items, self.cap)
             elif op == 0x71 or op == 0x68:  # BINPUT, BINGET
                 if pos >= end:
-                    raise _Fail("truncated memo index", r.base + pos - 1)
+                    raise Fail("truncated memo index", r.base + pos - 1)
                 index = buf[pos]
                 pos += 1
                 self.count = count
                 self.style = style
                 if op == 0x71:
                     if not stack:
-                        raise _Fail("BINPUT on an empty stack", r.base + pos - 2)
+                        raise Fail("BINPUT on an empty stack", r.base + pos - 2)
                     self._put(index, stack[-1], r.base + pos - 2)
                 else:
                     push(self._get(index, r.base + pos - 2))
@@ -262,7 +256,7 @@ class PickleWalker:
             elif op == 0x86 or op == 0x85 or op == 0x87:  # TUPLE2, TUPLE1, TUPLE3
                 size = op - 0x84
                 if len(stack) < size:
-                    raise _Fail("TUPLE1/2/3 with too few items", r.base + pos - 1)
+                    raise Fail("TUPLE1/2/3 with too few items", r.base + pos - 1)
                 values = tuple(stack[-size:])
                 del stack[-size:]
                 push(values)
@@ -278,12 +272,12 @@ class PickleWalker:
                 push(())
             elif op == 0x4D:  # BININT2
                 if end - pos < 2:
-                    raise _Fail("truncated BININT2", r.base + pos - 1)
+                    raise Fail("truncated BININT2", r.base + pos - 1)
                 push(buf[pos] | buf[pos + 1] << 8)
                 pos += 2
             elif op == 0x95:  # FRAME (the frame length is not needed to walk)
                 if end - pos < 8:
-                    raise _Fail("truncated FRAME", r.base + pos - 1)
+                    raise Fail("truncated FRAME", r.base + pos - 1)
                 pos += 8
             elif op == 0x30:  # POP
                 if stack:
@@ -292,10 +286,10 @@ class PickleWalker:
                     stack = self.metastack.pop()
                     push = stack.append
                 else:
-                    raise _Fail("POP on an empty stack", r.base + pos - 1)
+                    raise Fail("POP on an empty stack", r.base + pos - 1)
             elif op == 0x2E:  # STOP
                 if not stack:
-                    raise _Fail("STOP on an empty stack", r.base + pos - 1)
+                    raise Fail("STOP on an empty stack", r.base + pos - 1)
                 r.pos = pos
                 self.count = count
                 return stack.pop()
@@ -318,15 +312,15 @@ class PickleWalker:
 
     def _memoize_failure(self, has_value: bool, offset: int) -> None:
         if not has_value:
-            raise _Fail("MEMOIZE on an empty stack", offset)
+            raise Fail("MEMOIZE on an empty stack", offset)
         problem = "mixes MEMOIZE with PUT, which no pickler writes"
         self._flag(PARSE_ERROR, problem, offset=offset)
-        raise _Fail(problem, offset)
+        raise Fail(problem, offset)
 
     def _dispatch(self, op: int) -> None:
         handler = self._handlers.get(op)
         if handler is None:
-            raise _Fail(f"invalid opcode 0x{op:02x}")
+            raise Fail(f"invalid opcode 0x{op:02x}")
         handler()
 
     # -- memo -----------------------------------------------------------------------------
@@ -346,18 +340,18 @@ class PickleWalker:
                 self.pinned[index] = value
         if len(self.pinned) > MAX_PINNED:
             self._flag(PARSE_ERROR, "too many imported names and dtypes to track")
-            raise _Fail("too many imported names and dtypes to track")
+            raise Fail("too many imported names and dtypes to track")
         self.old = self.young
         self.young = {}
 
     def _put(self, index: int, value: Any, offset: int) -> None:
         if index < 0:
-            raise _Fail("negative PUT argument", offset)
+            raise Fail("negative PUT argument", offset)
         if self.style == _STYLE_MEMOIZE or index >= MAX_MEMO_INDEX:
             # CPython accepts both, so refusing only to stop is not enough: flag the file
             problem = "mixes MEMOIZE with PUT" if index < MAX_MEMO_INDEX else "a huge memo index"
             self._flag(PARSE_ERROR, f"{problem}, which no pickler writes", offset=offset)
-            raise _Fail(problem, offset)
+            raise Fail(problem, offset)
         self.style = _STYLE_PUT
         if index <= self.put_high:
             self.old.pop(index, None)
@@ -379,7 +373,7 @@ class PickleWalker:
         known = self.count if self.style == _STYLE_MEMOIZE else self.put_high + 1
         if 0 <= index < known:
             return UNKNOWN
-        raise _Fail(f"memo entry {index} was never stored", offset)
+        raise Fail(f"memo entry {index} was never stored", offset)
 
     # -- what matters: imports, calls, BUILD --------------------------------------------
 
@@ -390,7 +384,7 @@ class PickleWalker:
             elif module in _compat_pickle.IMPORT_MAPPING:
                 module = _compat_pickle.IMPORT_MAPPING[module]
         if not _MODULE_NAME.match(module):
-            raise _Fail(f"imports {module!r}, which is not a module name (the import fails)")
+            raise Fail(f"imports {module!r}, which is not a module name (the import fails)")
         self.acted = True
         self.findings.saw_global(module, name)
         if not is_allowed(module, name):
@@ -414,7 +408,7 @@ class PickleWalker:
             fresh = new_instance and args == ()  # cls.__new__(cls): no __init__ sets attributes
             return CallResult(_NEWOBJ if fresh else func, cls, kept)
         if never_callable(func):
-            raise _Fail("calls a value that cannot be called (the load fails here)")
+            raise Fail("calls a value that cannot be called (the load fails here)")
         self.acted = True
         self._flag(
             CALL,
@@ -443,7 +437,7 @@ class PickleWalker:
                     # Read by plain pickle.load, the nested pickle of an object array runs
                     # with the outer memo: every memo reference is garbage, for real files
                     # too. The joblib-aware walk scans that pickle as joblib reads it.
-                    raise _Fail("a joblib object array, read as plain pickle (stops here)")
+                    raise Fail("a joblib object array, read as plain pickle (stops here)")
 
     def _joblib_array(self, wrapper: CallResult, state: Any) -> None:
         """Step over the array joblib writes after this wrapper (see :mod:`._joblib`)."""
@@ -451,11 +445,11 @@ class PickleWalker:
             wrapper.func == _RECONSTRUCTOR and wrapper.args == (JOBLIB_WRAPPER, _OBJECT, None)
         )
         if not usual:
-            raise _Fail("a joblib array wrapper built in an unusual way")
+            raise Fail("a joblib array wrapper built in an unusual way")
         try:
             layout = _joblib.array_layout(state)
         except _joblib.LayoutError as error:
-            raise _Fail(str(error)) from None
+            raise Fail(str(error)) from None
         self.stack[-1] = LITERAL  # joblib replaces the wrapper with the array
         self.skipped_payloads += 1
         if layout.holds_objects:
@@ -469,224 +463,23 @@ class PickleWalker:
         if layout.alignment is not None:
             padding = self.reader.read(1)[0]
             if padding > layout.alignment:
-                raise _Fail(f"joblib padding of {padding} bytes, more than the alignment")
+                raise Fail(f"joblib padding of {padding} bytes, more than the alignment")
             self.reader.skip(padding)
         self.reader.skip(layout.nbytes)
-
-    # -- the other opcodes, one method each ----------------------------------------------
-
-    def _pop(self) -> Any:
-        if not self.stack:
-            raise _Fail("stack underflow")
-        return self.stack.pop()
-
-    def _pop_mark(self) -> list[Any]:
-        if not self.metastack:
-            raise _Fail("could not find MARK")
-        items = self.stack
-        self.stack = self.metastack.pop()
-        return items
-
-    def _top(self) -> Any:
-        if not self.stack:
-            raise _Fail("stack underflow")
-        return self.stack[-1]
-
-    def _line(self) -> bytes | None:
-        """A text argument without its newline; ``None`` when it is longer than
-        :data:`MAX_LINE` (then skipped: CPython reads any length, so neither may we stop)."""
-        line = self.reader.readline(MAX_LINE)
-        if line is None:
-            if not self.reader.skip_line():
-                raise _Fail("a text argument without its newline")
-            return None
-        return line[:-1]
-
-    def _int_line(self) -> int:
-        text = self._line()
-        try:
-            return int(text if text is not None else b"x")
-        except ValueError:
-            raise _Fail("a memo index that is not an integer") from None
-
-    def _uint(self, size: int) -> int:
-        return int.from_bytes(self.reader.read(size), "little")
 
     def _text_pair(self) -> tuple[str, str]:
         module_line = self._line()
         if not module_line:  # _pickle.c: an empty (or endless) module name fails the load
-            raise _Fail("an empty or endless module name")
+            raise Fail("an empty or endless module name")
         name_line = self._line()
         if name_line == b"":
-            raise _Fail("an empty name")
+            raise Fail("an empty name")
         try:
             module = module_line.decode("utf-8")
             name = "<a name longer than 64 KiB>" if name_line is None else name_line.decode("utf-8")
         except UnicodeDecodeError:
-            raise _Fail("a module or name that is not UTF-8") from None
+            raise Fail("a module or name that is not UTF-8") from None
         return module, name
-
-    def _push_string(self, size: int, *, unicode: bool) -> None:
-        if size < 0:
-            raise _Fail("negative string length")
-        if size > SHORT_STRING:
-            self.reader.skip(size)
-            self.stack.append(LONG_STRING)
-            return
-        data = self.reader.read(size)
-        try:
-            text = data.decode("utf-8", "surrogatepass") if unicode else data.decode("latin-1")
-        except UnicodeDecodeError:
-            raise _Fail("a string that is not UTF-8") from None
-        self.stack.append(text)
-
-    def _op_proto(self) -> None:
-        version = self._uint(1)
-        if version > 5:
-            raise _Fail(f"unsupported pickle protocol {version}")
-        self.proto = version
-
-    def _op_int(self) -> None:
-        text = self._line()
-        if text in {b"00", b"01"}:
-            self.stack.append(text == b"01")
-            return
-        try:  # int(x, 0) reads what _pickle.c's strtol/PyLong_FromString(x, 0) read, but
-            self.stack.append(int(text if text is not None else b"x", 0))
-        except ValueError:  # "010" (octal for strtol): keep it unknown rather than guess
-            self.stack.append(LITERAL)
-
-    def _op_long(self) -> None:
-        text = self._line()
-        if text is None:
-            raise _Fail("LONG argument with too many digits")
-        try:
-            self.stack.append(int(text[:-1] if text.endswith(b"L") else text, 0))
-        except ValueError:
-            raise _Fail(f"LONG argument is not an integer: {text[:40]!r}") from None
-
-    def _op_float(self) -> None:
-        self._line()  # never refused: the C parser accepts forms Python's float() does not
-        self.stack.append(LITERAL)
-
-    def _op_long1(self) -> None:
-        self._push_long(self._uint(1))
-
-    def _op_long4(self) -> None:
-        size = int.from_bytes(self.reader.read(4), "little", signed=True)
-        if size < 0:
-            raise _Fail("LONG4 with a negative byte count")
-        self._push_long(size)
-
-    def _push_long(self, size: int) -> None:
-        if size > 16:
-            self.reader.skip(size)
-            self.stack.append(LITERAL)
-        else:
-            self.stack.append(int.from_bytes(self.reader.read(size), "little", signed=True))
-
-    def _op_string(self) -> None:
-        text = self._line()
-        if text is None:
-            self.stack.append(LONG_STRING)
-            return
-        if len(text) < 2 or text[0] != text[-1] or text[0] not in b"'\"":
-            raise _Fail("the STRING opcode argument must be quoted")
-        try:
-            data = codecs.escape_decode(text[1:-1])[0]
-        except ValueError:
-            raise _Fail("a STRING with a bad escape") from None
-        self.stack.append(data.decode("latin-1") if len(data) <= SHORT_STRING else LONG_STRING)
-
-    def _op_binstring(self) -> None:
-        self._push_string(int.from_bytes(self.reader.read(4), "little", signed=True), unicode=False)
-
-    def _op_short_binstring(self) -> None:
-        self._push_string(self._uint(1), unicode=False)
-
-    def _op_unicode(self) -> None:
-        line = self._line()
-        if line is None:
-            self.stack.append(LONG_STRING)
-            return
-        try:
-            text = line.decode("raw-unicode-escape")
-        except UnicodeDecodeError:
-            raise _Fail("a UNICODE argument that does not decode") from None
-        self.stack.append(text if len(text) <= SHORT_STRING else LONG_STRING)
-
-    def _op_binunicode(self) -> None:
-        self._push_string(self._uint(4), unicode=True)
-
-    def _op_binunicode8(self) -> None:
-        self._push_string(self._uint(8), unicode=True)
-
-    def _skip_bytes(self, size: int) -> None:
-        self.reader.skip(size)
-        self.stack.append(LITERAL)
-
-    def _op_binbytes(self) -> None:
-        self._skip_bytes(self._uint(4))
-
-    def _op_short_binbytes(self) -> None:
-        self._skip_bytes(self._uint(1))
-
-    def _op_binbytes8(self) -> None:
-        self._skip_bytes(self._uint(8))
-
-    def _op_bytearray8(self) -> None:
-        self._skip_bytes(self._uint(8))
-
-    def _op_next_buffer(self) -> None:
-        raise _Fail("refers to an out-of-band buffer, which no file loader provides")
-
-    def _op_readonly_buffer(self) -> None:
-        self._top()
-
-    def _op_empty_set(self) -> None:
-        self.stack.append(Seq(None))
-
-    def _op_frozenset(self) -> None:
-        self._pop_mark()
-        self.stack.append(LITERAL)
-
-    def _op_additems(self) -> None:
-        self._pop_mark()
-        self._top()
-
-    def _op_list(self) -> None:
-        items = self._pop_mark()
-        self.stack.append(Seq(items if len(items) <= self.cap else None))
-
-    def _op_dict(self) -> None:
-        items = self._pop_mark()
-        if len(items) % 2:
-            raise _Fail("DICT with an odd number of items")
-        pairs = list(zip(items[::2], items[1::2], strict=True))
-        self.stack.append(Map(pairs if len(pairs) <= self.cap else None))
-
-    def _op_tuple(self) -> None:
-        items = self._pop_mark()
-        self.stack.append(tuple(items) if len(items) <= self.cap else LITERAL)
-
-    def _op_append(self) -> None:
-        value = self._pop()
-        target = self._top()
-        if isinstance(target, Seq) and target.items is not None:
-            _extend(target, [value], self.cap)
-
-    def _op_setitem(self) -> None:
-        value = self._pop()
-        key = self._pop()
-        target = self._top()
-        if isinstance(target, Map) and target.items is not None:
-            _extend(target, [(key, value)], self.cap)
-
-    def _op_dup(self) -> None:
-        self.stack.append(self._top())
-
-    def _op_pop_mark(self) -> None:
-        self._pop_mark()
 
     def _op_get(self) -> None:
         self.stack.append(self._get(self._int_line(), self.op_offset))
@@ -708,7 +501,7 @@ class PickleWalker:
 
     def _op_inst(self) -> None:
         if not self.metastack:  # _pickle.c looks for the MARK before reading the names
-            raise _Fail("could not find MARK")
+            raise Fail("could not find MARK")
         module, name = self._text_pair()
         cls = self._import(module, name)
         args = self._pop_mark()
@@ -720,10 +513,10 @@ class PickleWalker:
         if isinstance(module, str | bytes) and isinstance(name, str | bytes):
             self._pinned_strings.add(module)
             self._pinned_strings.add(name)
-            self.stack.append(self._import(_text(module), _text(name)))
+            self.stack.append(self._import(text_of(module), text_of(name)))
             return
-        if _surely_not_str(module) or _surely_not_str(name):
-            raise _Fail("STACK_GLOBAL requires str module and name (the load fails here)")
+        if surely_not_str(module) or surely_not_str(name):
+            raise Fail("STACK_GLOBAL requires str module and name (the load fails here)")
         self.acted = True
         self._flag(
             UNRESOLVED,
@@ -755,13 +548,13 @@ class PickleWalker:
     def _op_obj(self) -> None:
         items = self._pop_mark()
         if not items:
-            raise _Fail("OBJ without a class")
+            raise Fail("OBJ without a class")
         self.stack.append(self._call(items[0], tuple(items[1:]), new_instance=True))
 
     def _extension(self, size: int) -> None:
         code = self._uint(size)
         if code <= 0:
-            raise _Fail("EXT specifies code <= 0")
+            raise Fail("EXT specifies code <= 0")
         self.acted = True
         self._flag(
             EXTENSION,
@@ -785,7 +578,7 @@ class PickleWalker:
         try:
             pid: Any = LONG_STRING if line is None else line.decode("ascii")
         except UnicodeDecodeError:
-            raise _Fail("a persistent id that is not ASCII") from None
+            raise Fail("a persistent id that is not ASCII") from None
         self._persistent(pid)
 
     def _op_binpersid(self) -> None:
@@ -797,87 +590,8 @@ class PickleWalker:
         self.stack.append(Pid(pid))
 
 
-def _text(value: str | bytes) -> str:
-    """A string operand: SHORT_BINUNICODE strings stay UTF-8 bytes until they are used."""
-    if isinstance(value, str):
-        return value
-    try:
-        return value.decode("utf-8", "surrogatepass")
-    except UnicodeDecodeError:  # the unpickler failed when it read this string
-        raise _Fail("a string that is not UTF-8") from None
-
-
 def _holds_objects(state: Any) -> bool:
     try:
         return _joblib.array_layout(state).holds_objects
     except _joblib.LayoutError:
         return False
-
-
-def _surely_not_str(value: Any) -> bool:
-    """Values that cannot be an exact ``str``: literals of other types, imported names
-    (no allowed global is a string; any other is reported already) and what allowed
-    callables return (numpy's str_ is a subclass, which STACK_GLOBAL refuses)."""
-    return (
-        value is None
-        or value is LITERAL
-        or isinstance(value, bool | int | tuple | Seq | Map | GlobalRef | CallResult)
-    )
-
-
-def _extend(target: Seq | Map, items: list[Any], cap: int) -> None:
-    held = target.items
-    assert held is not None
-    if len(held) + len(items) > cap:
-        target.items = None
-    else:
-        held.extend(items)
-
-
-_SLOW_OPCODES = {
-    0x80: "proto",
-    ord("I"): "int",
-    ord("L"): "long",
-    ord("F"): "float",
-    0x8A: "long1",
-    0x8B: "long4",
-    ord("S"): "string",
-    ord("T"): "binstring",
-    ord("U"): "short_binstring",
-    ord("V"): "unicode",
-    ord("X"): "binunicode",
-    0x8D: "binunicode8",
-    ord("B"): "binbytes",
-    ord("C"): "short_binbytes",
-    0x8E: "binbytes8",
-    0x96: "bytearray8",
-    0x97: "next_buffer",
-    0x98: "readonly_buffer",
-    0x8F: "empty_set",
-    0x91: "frozenset",
-    0x90: "additems",
-    ord("l"): "list",
-    ord("d"): "dict",
-    ord("t"): "tuple",
-    ord("a"): "append",
-    ord("s"): "setitem",
-    ord("2"): "dup",
-    ord("1"): "pop_mark",
-    ord("g"): "get",
-    ord("j"): "long_binget",
-    ord("p"): "put",
-    ord("r"): "long_binput",
-    ord("c"): "global",
-    ord("i"): "inst",
-    0x93: "stack_global",
-    ord("R"): "reduce",
-    ord("b"): "build",
-    0x81: "newobj",
-    0x92: "newobj_ex",
-    ord("o"): "obj",
-    0x82: "ext1",
-    0x83: "ext2",
-    0x84: "ext4",
-    ord("P"): "persid",
-    ord("Q"): "binpersid",
-}

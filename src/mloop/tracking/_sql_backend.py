@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, BinaryIO, cast
 
 import orjson
-from sqlalchemy import Connection, Table, and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from mloop._ids import new_id, now_ms
-from mloop.artifacts import ArtifactStore, safe_relpath
+from mloop.artifacts import ArtifactStore, BlobInfo, safe_relpath
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.store import MetadataStore
 from mloop.store import schema as s
@@ -36,6 +36,7 @@ from mloop.tracking._entities import (
     RunTag,
 )
 from mloop.tracking._search import build_search_query
+from mloop.tracking._sql_hot import HotStatements
 from mloop.tracking._validation import MAX_PARAM_VALUE, MAX_TAG_VALUE, check_key, check_value
 
 EXPERIMENTS = cast(Table, s.Experiment.__table__)
@@ -50,6 +51,7 @@ INPUTS = cast(Table, s.RunInput.__table__)
 LINEAGE = cast(Table, s.LineageEdge.__table__)
 MAX_EXPERIMENT_NAME = 256
 MAX_RESULTS = 50_000
+_MAX_REMEMBERED_FILES = 16
 
 
 class SqlBackend:
@@ -60,7 +62,8 @@ class SqlBackend:
         self.artifacts = artifacts
         dialect = postgresql if store.dialect == "postgresql" else sqlite
         self._insert = dialect.insert
-        self._sql = _HotStatements(dialect.insert)
+        self._sql = HotStatements(store.engine.dialect)
+        self._stored_files: dict[int, tuple[bytes, BlobInfo]] = {}
 
     # -- experiments --------------------------------------------------------------------
 
@@ -190,7 +193,7 @@ class SqlBackend:
         now = now_ms()
         artifact_rows = []
         for path, content in (artifacts or {}).items():
-            blob = self.artifacts.put_bytes(content)
+            blob = self._put_capture_file(content)
             artifact_rows.append(
                 {
                     "run_id": run_id,
@@ -218,25 +221,18 @@ class SqlBackend:
             "end_time": None,
             "parent_run_id": parent_run_id,
             "lifecycle_stage": "active",
+            "b_active": "active",
         }
 
         sql = self._sql
 
         def work(conn: Connection) -> None:
-            exp = conn.execute(sql.experiment_stage, {"b_experiment_id": experiment_id}).first()
-            if exp is None:
-                raise NotFound(f"experiment {experiment_id!r} does not exist")
-            if exp[0] != "active":
-                raise InvalidInput(
-                    f"experiment {experiment_id!r} is deleted; restore it or choose another"
-                )
-            if parent_run_id is not None and not self._run_exists(conn, parent_run_id):
-                raise NotFound(f"parent run {parent_run_id!r} does not exist")
-            conn.execute(sql.insert_run, values)
+            if sql.insert_run.execute(conn, values) == 0:
+                self._refuse_run(conn, experiment_id, parent_run_id)
             if tag_rows:
-                conn.execute(sql.insert_tags, tag_rows)
+                sql.insert_tags.executemany(conn, tag_rows)
             if artifact_rows:
-                conn.execute(sql.insert_artifacts, artifact_rows)
+                sql.insert_artifacts.executemany(conn, artifact_rows)
 
         self.store.write(work)
         info = RunInfo(
@@ -251,6 +247,39 @@ class SqlBackend:
             lifecycle_stage="active",
         )
         return Run(info, RunData(tags={r["key"]: r["value"] for r in tag_rows}))
+
+    def _put_capture_file(self, content: bytes) -> BlobInfo:
+        """Store a file given with a new run, once per content object a process passes.
+
+        Automatic capture hands every run of a process the same bytes objects (the
+        environment lock, the uncommitted diff); hashing them and asking the artifact store
+        whether it has them (a request on S3) again for each run would be wasted. The bytes
+        are kept referenced, so their ``id`` cannot be reused by other content; mloop never
+        deletes blobs that runs may refer to.
+        """
+        known = self._stored_files.get(id(content))
+        if known is not None and known[0] is content:
+            return known[1]
+        blob = self.artifacts.put_bytes(content)
+        if len(self._stored_files) >= _MAX_REMEMBERED_FILES:
+            self._stored_files.clear()
+        self._stored_files[id(content)] = (content, blob)
+        return blob
+
+    def _refuse_run(self, conn: Connection, experiment_id: str, parent_run_id: str | None) -> None:
+        """Say why the run insert wrote nothing: the experiment or the parent run is wrong."""
+        exp = conn.execute(self._sql.experiment_stage, {"b_experiment_id": experiment_id}).first()
+        if exp is None:
+            raise NotFound(f"experiment {experiment_id!r} does not exist")
+        if exp[0] != "active":
+            raise InvalidInput(
+                f"experiment {experiment_id!r} is deleted; restore it or choose another"
+            )
+        if parent_run_id is not None and not self._run_exists(conn, parent_run_id):
+            raise NotFound(f"parent run {parent_run_id!r} does not exist")
+        raise Conflict(  # both were fine a moment ago: another writer changed one of them
+            f"run could not be created in experiment {experiment_id!r}; try again"
+        )
 
     def _run_exists(self, conn: Connection, run_id: str) -> bool:
         return conn.execute(self._sql.run_exists, {"b_run_id": run_id}).first() is not None
@@ -323,7 +352,7 @@ class SqlBackend:
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        end = {"status": RunStatus(status).value, "end_time": end_time, "b_run_id": run_id}
+        end = {"b_status": RunStatus(status).value, "b_end_time": end_time, "b_run_id": run_id}
         self._write_batch(run_id, metrics, params, tags, end)
 
     def _write_batch(
@@ -361,11 +390,11 @@ class SqlBackend:
             if param_rows:
                 self._write_params(conn, run_id, param_rows)
             if tag_rows:
-                conn.execute(sql.upsert_tags, tag_rows)
+                sql.upsert_tags.executemany(conn, tag_rows)
             if metric_rows:
-                conn.execute(sql.insert_metrics, metric_rows)
-                conn.execute(sql.upsert_latest, latest)
-            if end is not None and conn.execute(sql.update_run, end).first() is None:
+                sql.insert_metrics.executemany(conn, metric_rows)
+                sql.upsert_latest.executemany(conn, latest)
+            if end is not None and sql.end_run.execute(conn, end) == 0:
                 raise NotFound(f"run {run_id!r} does not exist")
 
         try:
@@ -376,13 +405,13 @@ class SqlBackend:
     def _write_params(self, conn: Connection, run_id: str, rows: list[dict[str, str]]) -> None:
         """Insert new params; a key already stored must carry the same value.
 
-        The insert skips stored keys and reports the ones it wrote, so the common case
-        (all new) is one statement; only skipped keys are read back and compared.
+        The insert skips stored keys and counts the rows it wrote, so the common case (all
+        new) is one statement; only when some were skipped are the stored values read back
+        and compared (a written row holds the value asked for, so comparing all is exact).
         """
-        written = set(conn.execute(self._sql.insert_params, rows).scalars())
-        skipped = {r["key"]: r["value"] for r in rows if r["key"] not in written}
-        if not skipped:
+        if self._sql.insert_params.executemany(conn, rows) == len(rows):
             return
+        skipped = {r["key"]: r["value"] for r in rows}
         existing = conn.execute(
             self._sql.existing_params, {"b_run_id": run_id, "b_keys": list(skipped)}
         ).all()
@@ -585,48 +614,6 @@ class SqlBackend:
 
     def close(self) -> None:
         self.store.close()
-
-
-class _HotStatements:
-    """Statements of the hot paths, built once: building them per call costs more than
-    running them on SQLite."""
-
-    def __init__(self, dialect_insert: Any) -> None:
-        run_id: Any = bindparam("b_run_id")
-        self.run_exists = select(RUNS.c.run_id).where(RUNS.c.run_id == run_id)
-        self.experiment_stage = select(EXPERIMENTS.c.lifecycle_stage).where(
-            EXPERIMENTS.c.experiment_id == bindparam("b_experiment_id")
-        )
-        self.insert_run = insert(RUNS)
-        self.insert_tags = insert(TAGS)
-        self.insert_artifacts = insert(ARTIFACTS)
-        self.insert_metrics = insert(METRICS)
-        self.update_run = update(RUNS).where(RUNS.c.run_id == run_id).returning(RUNS)
-        self.existing_params = select(PARAMS.c.key, PARAMS.c.value).where(
-            PARAMS.c.run_id == run_id, PARAMS.c.key.in_(bindparam("b_keys", expanding=True))
-        )
-        self.insert_params = dialect_insert(PARAMS).on_conflict_do_nothing().returning(PARAMS.c.key)
-        tags = dialect_insert(TAGS)
-        self.upsert_tags = tags.on_conflict_do_update(
-            index_elements=[TAGS.c.run_id, TAGS.c.key], set_={"value": tags.excluded.value}
-        )
-        latest = dialect_insert(LATEST)
-        newer = or_(
-            latest.excluded.step > LATEST.c.step,
-            and_(
-                latest.excluded.step == LATEST.c.step,
-                latest.excluded.timestamp >= LATEST.c.timestamp,
-            ),
-        )
-        self.upsert_latest = latest.on_conflict_do_update(
-            index_elements=[LATEST.c.run_id, LATEST.c.key],
-            set_={
-                "value": latest.excluded.value,
-                "step": latest.excluded.step,
-                "timestamp": latest.excluded.timestamp,
-            },
-            where=newer,
-        )
 
 
 def _info(row: Any) -> RunInfo:

@@ -1,21 +1,26 @@
 """The git state of the working copy a run starts in.
 
-Git is asked at most once per process per working directory (``functools.cache``): run
-creation has to stay fast, and the code that is executing was loaded once anyway. Git must
-never hang or fail a run, so every call has a short timeout, never prompts, and any problem
-(no git binary, not a repository, detached HEAD, no commit yet, a timeout) only means the
-matching fields are absent.
+Asking git costs milliseconds and run creation has to cost well under one, so the answer is
+kept per working directory until something git would answer differently about changes: a
+commit, checkout or staged file (git's own files), an edited tracked file, a file created or
+removed next to tracked ones, a repository appearing around the directory. :mod:`._watch`
+notices those between two runs cheaply. Git must never hang or fail a run, so every call has
+a short timeout, never prompts, and any problem (no git binary, not a repository, detached
+HEAD, no commit yet, a timeout) only means the matching fields are absent.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
+
+from mloop.tracking._watch import Watch, WatchedDir, open_watch
 
 GIT_TIMEOUT_SECONDS = 2.0
 # A diff this large is almost always a tracked data file, not code: storing it with every
@@ -66,13 +71,54 @@ def _git(args: list[str], cwd: str) -> bytes:
     return done.stdout
 
 
-@functools.cache
+# The snapshot fallback can be forced (tests run both ways; see :mod:`._watch`).
+USE_INOTIFY = True
+_cache_lock = threading.Lock()
+_cache: dict[str, tuple[GitState | None, Watch]] = {}
+
+
 def git_state(cwd: str) -> GitState | None:
-    """The git state of ``cwd``, or ``None`` when it is not inside a usable repository."""
+    """The git state of ``cwd``, or ``None`` when it is not inside a usable repository.
+
+    Answered from the cache while nothing watched has changed since git was last asked.
+    """
+    with _cache_lock:
+        cached = _cache.get(cwd)
+        if cached is not None:
+            if not cached[1].changed():
+                return cached[0]
+            cached[1].close()
+        watch = open_watch(use_inotify=USE_INOTIFY)
+        try:
+            state = _read_state(cwd, watch)
+        except BaseException:
+            watch.close()
+            raise
+        _cache[cwd] = (state, watch)
+        return state
+
+
+def clear_cache() -> None:
+    """Forget every cached state (for tests)."""
+    with _cache_lock:
+        for _, watch in _cache.values():
+            watch.close()
+        _cache.clear()
+
+
+def _read_state(cwd: str, watch: Watch) -> GitState | None:
+    """Ask git, watching first what could change the answer, so no change slips in between."""
+    watch.add(WatchedDir(d, frozenset({".git"}), any_entry=False) for d in _folders_up(cwd))
     try:
-        root = _git(["rev-parse", "--show-toplevel"], cwd).decode().strip()
+        root, git_dir, common_dir = (
+            _git(["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"], cwd)
+            .decode()
+            .splitlines()
+        )
+        watch.add(_git_own_dirs(git_dir, os.path.join(cwd, common_dir)))
+        watch.add(_tree_dirs(root, _git(["ls-files", "-z"], root)))
         status = _git(["status", "--porcelain=v2", "--branch"], root).decode("utf-8", "replace")
-    except _GitUnavailable:
+    except (_GitUnavailable, ValueError):
         return None
     commit: str | None = None
     branch: str | None = None
@@ -107,6 +153,64 @@ def git_state(cwd: str) -> GitState | None:
         diff=diff,
         diff_omitted=omitted,
     )
+
+
+def _folders_up(path: str) -> Iterator[str]:
+    """``path`` and every folder above it: a ``.git`` appearing in any of them matters."""
+    while True:
+        if os.path.isdir(path):
+            yield path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return
+        path = parent
+
+
+def _git_own_dirs(git_dir: str, common_dir: str) -> list[WatchedDir]:
+    """Where git records HEAD, the index, branches and the remote (worktrees included)."""
+    common_dir = os.path.normpath(common_dir)
+    dirs = [
+        WatchedDir(git_dir, frozenset({"HEAD", "index"})),
+        WatchedDir(common_dir, frozenset({"packed-refs", "config"})),
+    ]
+    reftable = os.path.join(common_dir, "reftable")
+    if os.path.isdir(reftable):
+        dirs.append(WatchedDir(reftable))
+    try:
+        with open(os.path.join(git_dir, "HEAD"), encoding="utf-8") as handle:
+            head = handle.read().strip()
+    except (OSError, ValueError):
+        return dirs
+    if head.startswith("ref: "):
+        # The current branch's file, or the nearest folder holding it (a packed branch).
+        ref = os.path.join(common_dir, *head.removeprefix("ref: ").split("/"))
+        folder, name = os.path.split(ref)
+        while not os.path.isdir(folder) and len(folder) > len(common_dir):
+            folder, name = os.path.dirname(folder), ""
+        if len(folder) > len(common_dir):
+            dirs.append(WatchedDir(folder, frozenset({name} if name else ())))
+    return dirs
+
+
+def _tree_dirs(root: str, listing: bytes) -> list[WatchedDir]:
+    """Every folder holding tracked files (or folders of them), with those files' names."""
+    names: dict[str, set[str]] = {"": set()}
+    for entry in os.fsdecode(listing).split("\0"):
+        if not entry:
+            continue
+        folder, _, name = entry.rpartition("/")
+        names.setdefault(folder, set()).add(name)
+        while folder and (parent := folder.rpartition("/")[0]) not in names:
+            names[parent] = set()
+            folder = parent
+    return [
+        WatchedDir(
+            os.path.join(root, *folder.split("/")) if folder else root,
+            frozenset(found),
+            tree=True,
+        )
+        for folder, found in names.items()
+    ]
 
 
 def _diff(root: str) -> tuple[bytes | None, str | None]:
@@ -166,4 +270,11 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-__all__ = ["GIT_TIMEOUT_SECONDS", "MAX_DIFF_BYTES", "GitState", "git_state", "redact_url"]
+__all__ = [
+    "GIT_TIMEOUT_SECONDS",
+    "MAX_DIFF_BYTES",
+    "GitState",
+    "clear_cache",
+    "git_state",
+    "redact_url",
+]

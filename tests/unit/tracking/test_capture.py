@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mloop.errors import InvalidInput
-from mloop.tracking import _capture, _capture_git
+from mloop.tracking import _capture, _capture_git, _watch
 from mloop.tracking._capture import (
     DIFF_ARTIFACT,
     LOCK_ARTIFACT,
@@ -193,12 +193,86 @@ def test_redacted_urls_never_contain_the_password(user: str, password: str, sche
     assert secret not in redact_url(f"{scheme}://{user}:{secret}@example.com/x.git")
 
 
-def test_git_is_asked_once_per_process_per_directory(repo: Path) -> None:
-    first = capture_start(argv=["src/train.py"], cwd=repo)
-    (repo / "src" / "train.py").write_text("changed\n")
-    assert capture_start(argv=["src/train.py"], cwd=repo).tags == first.tags
-    _capture._clear_caches()
-    assert capture_start(argv=["src/train.py"], cwd=repo).tags["mloop.git.dirty"] == "true"
+@pytest.fixture(params=["inotify", "snapshot"])
+def watch_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of noticing changes between runs; the snapshot trusts even fresh files here
+    (the racy rule has its own test), and changes below alter sizes, not only times."""
+    if request.param == "snapshot":
+        monkeypatch.setattr(_capture_git, "USE_INOTIFY", False)
+        monkeypatch.setattr(_watch, "RACY_SECONDS", 0.0)
+    return str(request.param)
+
+
+def test_git_is_asked_again_only_after_a_change(repo: Path, watch_kind: str) -> None:
+    first = _capture_git.git_state(str(repo))
+    assert _capture_git.git_state(str(repo)) is first
+    if watch_kind == "inotify" and sys.platform.startswith("linux"):  # the fast way is in use
+        watch = _capture_git._cache[str(repo)][1]
+        assert isinstance(getattr(watch, "_inner", None), _watch._InotifyWatch)
+    (repo / "src" / "train.py").write_text("lr = 0.25\n")
+    second = _capture_git.git_state(str(repo))
+    assert second is not None
+    assert second.dirty
+    assert second.diff is not None
+    assert b"+lr = 0.25" in second.diff
+    assert _capture_git.git_state(str(repo)) is second
+
+
+def test_a_new_commit_is_seen_by_the_next_capture(repo: Path, watch_kind: str) -> None:
+    before = capture_start(argv=["src/train.py"], cwd=repo).tags
+    (repo / "src" / "train.py").write_text("lr = 0.3333\n")
+    git(repo, "commit", "-q", "-am", "second")
+    after = capture_start(argv=["src/train.py"], cwd=repo).tags
+    assert after["mloop.git.commit"] == git(repo, "rev-parse", "HEAD") != before["mloop.git.commit"]
+    assert after["mloop.git.dirty"] == "false"
+
+
+def test_checkout_staging_and_new_files_are_seen(repo: Path, watch_kind: str) -> None:
+    def tags() -> dict[str, str]:
+        return capture_start(argv=["src/train.py"], cwd=repo).tags
+
+    assert tags()["mloop.git.untracked_count"] == "0"
+    (repo / "src" / "extra.py").write_text("x = 1\n")
+    assert tags()["mloop.git.untracked_count"] == "1"
+    git(repo, "add", "src/extra.py")
+    staged = tags()
+    assert (staged["mloop.git.untracked_count"], staged["mloop.git.dirty"]) == ("0", "true")
+    git(repo, "checkout", "-q", "-b", "feature/x")
+    assert tags()["mloop.git.branch"] == "feature/x"
+    git(repo, "commit", "-q", "-m", "extra")
+    assert tags()["mloop.git.commit"] == git(repo, "rev-parse", "HEAD")
+
+
+def test_a_repository_created_later_is_seen(tmp_path: Path, watch_kind: str) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    assert _capture_git.git_state(str(plain)) is None
+    git(plain, "init", "-q", "-b", "main")
+    state = _capture_git.git_state(str(plain))
+    assert state is not None
+    assert state.branch == "main"
+
+
+def test_writing_an_ignored_file_next_to_tracked_ones_keeps_the_cache(
+    repo: Path, watch_kind: str
+) -> None:
+    (repo / ".gitignore").write_text("*.log\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "ignore logs")
+    log = repo / "src" / "train.log"
+    log.write_text("epoch 0\n")
+    first = _capture_git.git_state(str(repo))
+    with log.open("a") as handle:
+        handle.write("epoch 1\n")
+    assert _capture_git.git_state(str(repo)) is first
+
+
+def test_a_snapshot_of_just_changed_files_is_not_trusted(repo: Path) -> None:
+    """Times are coarse: a second change within the same tick would look like no change."""
+    watch = _watch.open_watch(use_inotify=False)
+    watch.add([_watch.WatchedDir(str(repo / "src"), frozenset({"train.py"}), tree=True)])
+    (repo / "src" / "train.py").write_text("lr = 0.1\n")  # same size, maybe same tick
+    assert watch.changed()
 
 
 def test_a_thousand_captures_are_fast(repo: Path) -> None:

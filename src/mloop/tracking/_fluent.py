@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import io
 import json
 import os
@@ -234,11 +235,22 @@ def start_run(
 
 
 def _user() -> str | None:
+    """The user name as ``getpass.getuser`` finds it: the environment is read every time,
+    the account database (a file read per call) only once a process."""
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        name = os.environ.get(variable)
+        if name:
+            return name
+    return _account_name()
+
+
+@functools.cache
+def _account_name() -> str | None:
     try:
         import getpass
 
         return getpass.getuser()
-    except (OSError, KeyError):
+    except (OSError, KeyError, ImportError):
         return None
 
 

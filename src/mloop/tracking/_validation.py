@@ -13,7 +13,16 @@ MAX_TAG_VALUE = 65_000
 _KEY = re.compile(r"^[\w\-. /:]+$")
 
 
+# Keys already found valid. Runs log the same few names over and over, and the same key is
+# checked by the API, the buffer and the store on its way down; a set look-up is far
+# cheaper than the checks. Bounded, so a program inventing keys cannot grow it forever.
+_VALID_KEYS: set[str] = set()
+_MAX_REMEMBERED_KEYS = 100_000
+
+
 def check_key(kind: str, key: Any) -> str:
+    if type(key) is str and key in _VALID_KEYS:
+        return key
     if not isinstance(key, str) or not key:
         raise InvalidInput(f"{kind} name must be a non-empty string, got {key!r}")
     if len(key) > MAX_KEY:
@@ -22,6 +31,10 @@ def check_key(kind: str, key: Any) -> str:
         raise InvalidInput(
             f"{kind} name {key!r} may only contain letters, digits, '_', '-', '.', ' ', ':' and '/'"
         )
+    if type(key) is str:  # not a subclass, whose equality could differ
+        if len(_VALID_KEYS) >= _MAX_REMEMBERED_KEYS:
+            _VALID_KEYS.clear()
+        _VALID_KEYS.add(key)
     return key
 
 

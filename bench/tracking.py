@@ -2,7 +2,7 @@
 
     python bench/tracking.py            # quick sizes (a few minutes)
     python bench/tracking.py --full     # the sizes named in the issue
-    python bench/tracking.py --only startup,search-scale
+    python bench/tracking.py --only runs --full --repeat 3   # run creation alone, repeated
 
 MLflow runs only when it is importable (``pip install -e '.[bench]'``). Every section
 prints mloop's figure, MLflow's, and the ratio (how many times faster mloop is).
@@ -369,7 +369,64 @@ def section_scale(args: argparse.Namespace, tmp: Path) -> None:
         backend.close()
 
 
-SECTIONS = {"embedded": section_embedded, "server": section_server, "scale": section_scale}
+def section_runs(args: argparse.Namespace, tmp: Path) -> None:
+    """Run creation alone, repeated, mloop and MLflow alternating (the noisiest goal).
+
+    Each store is warmed up first (created and migrated, imports done), so the timing is
+    the runs alone. Both servers stay up together and take turns, so a busy moment on a
+    shared machine hits both sides rather than one.
+    """
+    use_mloop(None, tmp / "mloop-runs")
+    create_runs(mloop, 5, "warm-up")
+    if mlflow:
+        mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow-runs.db")
+        create_runs(mlflow, 5, "warm-up")
+    for attempt in range(1, args.repeat + 1):
+        ours = create_runs(mloop, args.runs, f"runs-{attempt}")
+        theirs = None
+        if mlflow:
+            theirs = create_runs(mlflow, args.mlflow_runs, f"runs-{attempt}")
+            theirs *= args.runs / args.mlflow_runs
+        report("runs", f"embedded: create {args.runs:,} runs, try {attempt}", ours, theirs, "s")
+    _fluent._reset_for_tests()
+
+    cmd, port, env = mloop_server(tmp / "mloop-runs-server")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(server(cmd, port, env))
+        ours_uri = f"http://127.0.0.1:{port}"
+        theirs_uri = None
+        if mlflow:
+            home = tmp / "mlflow-runs-server"
+            home.mkdir()
+            their_cmd, their_port, their_env = mlflow_server(home, 1)
+            stack.enter_context(server(their_cmd, their_port, their_env))
+            theirs_uri = f"http://127.0.0.1:{their_port}"
+            mlflow.set_tracking_uri(theirs_uri)
+            create_runs(mlflow, 5, "warm-up")
+        use_mloop(ours_uri, tmp / "unused")
+        create_runs(mloop, 5, "warm-up")
+        for attempt in range(1, args.repeat + 1):
+            ours = create_runs(mloop, args.runs, f"runs-{attempt}")
+            theirs = None
+            if mlflow:
+                theirs = create_runs(mlflow, args.mlflow_runs, f"runs-{attempt}")
+                theirs *= args.runs / args.mlflow_runs
+            report(
+                "runs",
+                f"server (mlflow 1 worker): create {args.runs:,}, try {attempt}",
+                ours,
+                theirs,
+                "s",
+            )
+        _fluent._reset_for_tests()
+
+
+SECTIONS = {
+    "embedded": section_embedded,
+    "server": section_server,
+    "scale": section_scale,
+    "runs": section_runs,
+}
 
 
 def main() -> None:
@@ -377,7 +434,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--full", action="store_true", help="the issue's sizes (slow for MLflow)")
-    parser.add_argument("--only", default="embedded,server,scale")
+    parser.add_argument(
+        "--only",
+        default="embedded,server,scale",
+        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)}",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="attempts of the 'runs' section (default 3)"
+    )
     args = parser.parse_args()
     full = args.full
     args.metrics = 10_000

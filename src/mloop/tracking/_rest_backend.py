@@ -41,6 +41,7 @@ from mloop.tracking._entities import (
     RunStatus,
     RunTag,
 )
+from mloop.tracking._http import LeanClient
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0
@@ -62,11 +63,13 @@ class RestBackend:
     def __init__(self, uri: str, *, timeout: float = TIMEOUT) -> None:
         base = uri.rstrip("/")
         self.uri = _redacted(base)  # for messages: never show a password from the URI
-        self._client = httpx.Client(
-            base_url=f"{base}/api/v1",
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"User-Agent": "mloop-client", "Accept": "application/json"},
-        )
+        # Every request carries these headers, whichever client sends it.
+        headers = {"User-Agent": "mloop-client", "Accept": "application/json"}
+        timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        self._client = httpx.Client(base_url=f"{base}/api/v1", timeout=timeouts, headers=headers)
+        # JSON calls (run creation, batches, run end…) take the lean client where it can stand
+        # in for httpx exactly; artifact transfers always stream through httpx.
+        self._lean = LeanClient.for_uri(f"{base}/api/v1", headers, timeouts)
 
     def __repr__(self) -> str:
         return f"RestBackend({self.uri!r})"
@@ -276,6 +279,8 @@ class RestBackend:
         return io.BufferedReader(_ResponseReader(response, self.uri, path), CHUNK)
 
     def close(self) -> None:
+        if self._lean is not None:
+            self._lean.close()
         self._client.close()
 
     # -- plumbing -------------------------------------------------------------------------
@@ -291,9 +296,14 @@ class RestBackend:
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            response = self._client.request(
-                method, url, content=content, params=params, headers=headers
-            )
+            if self._lean is not None:
+                response = self._lean.request(
+                    method, url, content=content, params=params, headers=headers
+                )
+            else:
+                response = self._client.request(
+                    method, url, content=content, params=params, headers=headers
+                )
         except httpx.TransportError as exc:
             raise self._transport_error(exc) from exc
         return self._answer(response)

@@ -10,6 +10,8 @@ Start with the tracking API, shaped like MLflow's::
         mloop.log_metric("accuracy", 0.95)
 """
 
+from typing import TYPE_CHECKING
+
 from mloop.errors import MloopError
 from mloop.tracking import (
     ACTIVE_ONLY,
@@ -62,12 +64,21 @@ from mloop.tracking import (
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> object:
-    """``mloop.data`` loads on first use: Arrow and the sketches stay out of tracking code."""
-    if name == "data":
-        import importlib
+if TYPE_CHECKING:
+    from mloop.models import load_model, log_model
 
+_FROM_MODELS = frozenset({"load_model", "log_model"})
+
+
+def __getattr__(name: str) -> object:
+    """``mloop.data`` and the model functions load on first use: Arrow, the sketches and
+    the model libraries stay out of tracking code."""
+    import importlib
+
+    if name == "data":
         return importlib.import_module("mloop.data")
+    if name in _FROM_MODELS:
+        return getattr(importlib.import_module("mloop.models"), name)
     raise AttributeError(f"module 'mloop' has no attribute {name!r}")
 
 
@@ -101,6 +112,7 @@ __all__ = [
     "get_run",
     "get_tracking_uri",
     "last_active_run",
+    "load_model",
     "log_artifact",
     "log_artifacts",
     "log_dict",
@@ -108,6 +120,7 @@ __all__ = [
     "log_input",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",

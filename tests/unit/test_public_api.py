@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import mloop
 import mloop.data
 import mloop.tracking
 
 
-def test_top_level_api_is_the_tracking_api_and_the_error_base() -> None:
-    assert set(mloop.__all__) == {"MloopError", "__version__", *mloop.tracking.__all__}
+def test_top_level_api_is_the_tracking_api_the_model_functions_and_the_error_base() -> None:
+    assert set(mloop.__all__) == {
+        "MloopError", "__version__", "load_model", "log_model", *mloop.tracking.__all__
+    }  # fmt: skip
     for name in mloop.__all__:
         assert getattr(mloop, name) is not None
+
+
+def test_the_model_functions_are_the_models_package_ones() -> None:
+    import mloop.models
+
+    assert mloop.log_model is mloop.models.log_model
+    assert mloop.load_model is mloop.models.load_model
+
+
+def test_importing_mloop_loads_no_model_library() -> None:
+    """The flavors import their libraries when used, so tracking code stays light."""
+    code = (
+        "import sys, mloop, mloop.models; heavy = {'skops', 'onnx', 'onnxruntime', 'xgboost', "
+        "'lightgbm', 'sklearn', 'pandas'}; print(sorted(heavy & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_model_package_api() -> None:
+    import mloop.models
+
+    package_names = {
+        "ColumnSchema", "ColumnSpec", "Flavor", "LoadedModel", "Manifest", "ModelInfo",
+        "ModelSignature", "Predictor", "PythonModel", "TensorSchema", "infer_signature",
+        "load_model", "log_model", "register_flavor", "resolve_package", "save_model",
+        "verify_package",
+    }  # fmt: skip
+    assert package_names <= set(mloop.models.__all__)
 
 
 def test_the_data_package_is_loaded_on_first_use() -> None:

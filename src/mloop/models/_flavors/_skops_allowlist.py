@@ -1,0 +1,293 @@
+"""Our own allow-list for skops files, checked before skops builds anything.
+
+skops loads a file by importing every type the file names and building it with ``__new__``
+and ``__setstate__``; what it will do is decided by the type names in the file. Two checks
+guard that, both against the list below and never against skops' own notion of what is
+trusted:
+
+1. the file's ``schema.json`` is walked as plain JSON (nothing imported): every node must
+   use a loader we know (bound methods, ``functools.partial`` and ``operator`` callables —
+   the shapes of past skops bypasses — are refused outright), every type must be on our
+   list, every function one of NumPy's or SciPy's ufuncs;
+2. ``skops.io.get_untrusted_types`` must report only types on our list, and exactly those
+   are passed to ``skops.io.load(trusted=...)``. skops' list is never handed back to it
+   unchecked: that was how a crafted file once got any type it named trusted.
+
+The list: Python's primitives and containers; NumPy arrays, dtypes, scalar types and random
+generators; SciPy sparse matrices; scikit-learn's public estimators and the few internal
+types fitted estimators hold (trees, losses, neighbour trees, distance metrics, kernels,
+cross-validation splitters). HistGradientBoosting's ``TreePredictor`` is left out, as skops
+leaves it out: its node arrays are used as raw indices without bounds checks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mloop.errors import UnsafeModel
+
+SCHEMA_NAME = "schema.json"
+MAX_SCHEMA_BYTES = 256 << 20
+_TYPE_LOADERS = frozenset(
+    {
+        "BytearrayNode",
+        "BytesNode",
+        "ConstructorFromReduceNode",
+        "DTypeNode",
+        "DefaultDictNode",
+        "DictNode",
+        "JsonNode",
+        "ListNode",
+        "LossNode",
+        "MaskedArrayNode",
+        "NdArrayNode",
+        "ObjectNode",
+        "RandomGeneratorNode",
+        "RandomStateNode",
+        "SetNode",
+        "SliceNode",
+        "SparseMatrixNode",
+        "TreeNode",
+        "TupleNode",
+        "TypeNode",
+    }
+)
+_FUNCTION_LOADER = "FunctionNode"
+_CACHED_LOADER = "CachedNode"
+_REFUSED_LOADERS = {
+    "MethodNode": "a bound method (calls a method chosen by the file)",
+    "OperatorFuncNode": "an operator callable (attrgetter/itemgetter/methodcaller)",
+    "PartialNode": "a functools.partial (calls a function with arguments from the file)",
+}
+_BUILTINS = (
+    "bool",
+    "bytearray",
+    "bytes",
+    "dict",
+    "float",
+    "frozenset",
+    "int",
+    "list",
+    "NoneType",
+    "set",
+    "slice",
+    "str",
+    "tuple",
+)
+
+
+def trusted_types_for(path: Path) -> list[str]:
+    """Check the skops file at ``path`` against our list and return the types to pass as
+    ``trusted=`` to ``skops.io.load``; raise :class:`UnsafeModel` naming what is refused."""
+    refused = sorted(set(_walk_schema(path)))
+    if refused:
+        raise _unsafe(path, refused)
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:  # skops raises many kinds on malformed files; fail closed
+        raise UnsafeModel(
+            f"{path.name} could not be audited by skops ({type(exc).__name__}: {exc}); "
+            "refusing to load it",
+            details={"findings": [str(exc)]},
+        ) from None
+    allowed = allowed_type_names()
+    refused = sorted(name for name in untrusted if name not in allowed)
+    if refused:
+        raise _unsafe(path, refused)
+    present = set(untrusted)
+    return sorted(name for name in allowed if name in present)
+
+
+def _unsafe(path: Path, refused: list[str]) -> UnsafeModel:
+    return UnsafeModel(
+        f"{path.name} names {len(refused)} type{'s' if len(refused) > 1 else ''} outside "
+        f"mloop's allow-list, so it was not loaded: {', '.join(refused)}. Save models made "
+        "only of scikit-learn, NumPy and SciPy objects, or export the model to ONNX",
+        details={"findings": refused},
+    )
+
+
+def _walk_schema(path: Path) -> Iterator[str]:
+    """Every node of the schema that our list refuses, described; imports nothing."""
+    for node in _nodes(_read_schema(path)):
+        loader = node.get("__loader__")
+        name = f"{node.get('__module__')}.{node.get('__class__')}"
+        if loader in _REFUSED_LOADERS:
+            yield f"{name} ({_REFUSED_LOADERS[loader]})"
+        elif loader == _FUNCTION_LOADER:
+            if not _allowed_function(node.get("__module__"), node.get("__class__")):
+                yield f"{name} (function)"
+        elif loader == _CACHED_LOADER:
+            continue  # a reference to a node checked where it first appears
+        elif loader not in _TYPE_LOADERS:
+            yield f"{name} (unknown skops loader {loader!r})"
+        elif name not in allowed_type_names():
+            yield name
+
+
+def _read_schema(path: Path) -> Any:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(SCHEMA_NAME)
+            if info.file_size > MAX_SCHEMA_BYTES:
+                raise UnsafeModel(f"{path.name}: schema.json is {info.file_size} bytes; refused")
+            return json.loads(archive.read(info))
+    except UnsafeModel:
+        raise
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError) as exc:
+        raise UnsafeModel(
+            f"{path.name} is not a readable skops file ({type(exc).__name__}: {exc}); "
+            "refusing to load it",
+            details={"findings": [f"parse-error: {exc}"]},
+        ) from None
+
+
+def _nodes(document: Any) -> Iterator[dict[str, Any]]:
+    """Every dict carrying a ``__loader__``, depth-first, without recursion."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            if "__loader__" in item:
+                yield item
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+def _allowed_function(module: Any, name: Any) -> bool:
+    if not isinstance(module, str) or not isinstance(name, str):
+        return False
+    if module == "numpy":
+        return name in _numpy_ufuncs()
+    if module == "scipy.special" or module.startswith("scipy.special._"):
+        return name in _scipy_ufuncs()
+    return False
+
+
+@functools.cache
+def _numpy_ufuncs() -> frozenset[str]:
+    import numpy as np
+
+    return frozenset(n for n in dir(np) if isinstance(getattr(np, n, None), np.ufunc))
+
+
+@functools.cache
+def _scipy_ufuncs() -> frozenset[str]:
+    import numpy as np
+    import scipy.special
+
+    found = set()
+    for name in dir(scipy.special):
+        value = getattr(scipy.special, name, None)
+        if isinstance(value, np.ufunc) or "ufunc" in type(value).__name__.lower():
+            found.add(name)
+    return frozenset(found)
+
+
+def _type_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+@functools.cache
+def allowed_type_names() -> frozenset[str]:
+    """Every type a skops file may name, by its fully qualified name."""
+    return frozenset(
+        {
+            *(f"builtins.{name}" for name in _BUILTINS),
+            "collections.OrderedDict",
+            "collections.defaultdict",
+            *_numpy_types(),
+            *_scipy_types(),
+            *_sklearn_types(),
+        }
+    )
+
+
+def _numpy_types() -> set[str]:
+    import numpy as np
+
+    names = {"numpy.ndarray", "numpy.dtype", "numpy.ma.core.MaskedArray"}
+    names.update(_type_name(t) for t in np.sctypeDict.values())
+    names.update(
+        _type_name(t)
+        for t in vars(np.dtypes).values()
+        if isinstance(t, type) and issubclass(t, np.dtype)
+    )
+    names.update({_type_name(np.random.RandomState), _type_name(np.random.Generator)})
+    for attr in dir(np.random):
+        value = getattr(np.random, attr)
+        if (
+            isinstance(value, type)
+            and issubclass(value, np.random.BitGenerator)
+            and value is not np.random.BitGenerator
+        ):
+            names.update({f"numpy.random.{attr}", _type_name(value)})
+    return names
+
+
+def _scipy_types() -> set[str]:
+    import scipy.sparse
+
+    return {
+        _type_name(value)
+        for value in vars(scipy.sparse).values()
+        if isinstance(value, type)
+        and issubclass(value, scipy.sparse.spmatrix | scipy.sparse.sparray)
+        and not value.__name__.startswith("_")
+    }
+
+
+def _sklearn_types() -> set[str]:
+    import sklearn.gaussian_process.kernels as kernels
+    import sklearn.model_selection as model_selection
+    from sklearn._loss import link, loss
+    from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
+    from sklearn.metrics._dist_metrics import DistanceMetric
+    from sklearn.neighbors import BallTree, KDTree
+    from sklearn.tree._tree import Tree
+    from sklearn.utils import all_estimators
+
+    names = {
+        _type_name(cls) for _, cls in all_estimators() if cls.__module__.startswith("sklearn.")
+    }
+    names.update(_type_name(cls) for cls in (Tree, _BinMapper, KDTree, BallTree))
+    for module, base in (
+        (loss, loss.BaseLoss),
+        (link, link.BaseLink),
+        (kernels, kernels.Kernel),
+    ):
+        names.update(
+            _type_name(value)
+            for value in vars(module).values()
+            if isinstance(value, type) and issubclass(value, base) and value is not base
+        )
+    names.add(_type_name(link.Interval))
+    names.update(_subclass_names(DistanceMetric))
+    splitters = (model_selection.BaseCrossValidator, model_selection.BaseShuffleSplit)
+    names.update(
+        _type_name(value)
+        for name, value in vars(model_selection).items()
+        if isinstance(value, type) and issubclass(value, splitters) and not name.startswith("_")
+    )
+    return names
+
+
+def _subclass_names(base: type) -> set[str]:
+    found: set[str] = set()
+    pending: list[type] = [base]
+    while pending:
+        cls = pending.pop()
+        subclasses: list[type] = cls.__subclasses__()
+        for sub in subclasses:
+            if sub.__module__.startswith("sklearn.") and _type_name(sub) not in found:
+                found.add(_type_name(sub))
+                pending.append(sub)
+    return found

@@ -55,9 +55,14 @@ class Manifest(BaseModel):
     @classmethod
     def _file_entries(cls, files: dict[str, str]) -> dict[str, str]:
         from mloop.artifacts import safe_relpath
+        from mloop.errors import UnsafePath
 
         for path, digest in files.items():
-            if safe_relpath(path) != path:
+            try:
+                plain = safe_relpath(path) == path
+            except UnsafePath:
+                plain = False
+            if not plain:
                 raise ValueError(f"file path {path!r} is not a plain relative POSIX path")
             if path in RESERVED_NAMES:
                 raise ValueError(f"{path!r} is reserved and cannot be listed as a package file")

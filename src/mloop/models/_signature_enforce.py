@@ -68,8 +68,13 @@ def _enforce_columns(schema: ColumnSchema, data: Any) -> pd.DataFrame:
             f"{', '.join(repr(n) for n in schema.names)}",
             details={"column": missing[0], "missing": missing},
         )
-    frame = frame.rename(columns=str)
-    converted = {spec.name: _enforce_column(spec, frame[spec.name]) for spec in schema.columns}
+    named = frame.rename(columns=str)
+    given = {spec.name: named[spec.name] for spec in schema.columns}
+    converted = {spec.name: _enforce_column(spec, given[spec.name]) for spec in schema.columns}
+    if list(frame.columns) == schema.names and all(
+        converted[name] is given[name] for name in schema.names
+    ):
+        return frame  # already what the model was trained on: pass it on untouched
     return pd.DataFrame(converted, index=frame.index)
 
 
@@ -189,9 +194,7 @@ def _missing_mask(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     elif array.dtype.kind == "M":
         mask = np.isnat(array)
     else:
-        mask = np.frompyfunc(lambda v: v is None or (isinstance(v, float) and v != v), 1, 1)(
-            array
-        )
+        mask = np.frompyfunc(lambda v: v is None or (isinstance(v, float) and v != v), 1, 1)(array)
     return np.asarray(mask, dtype=bool)
 
 

@@ -33,7 +33,7 @@ class SklearnFlavor(Flavor):
         target = directory / MODEL_FILE
         try:
             skops.io.dump(model, target)
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
             raise InvalidInput(
                 f"skops cannot save this {type(model).__name__}: {exc}; wrap it in a "
                 "mloop.models.PythonModel or export it to ONNX"

@@ -15,7 +15,7 @@ trusted:
 
 The list: Python's primitives and containers; NumPy arrays, dtypes, scalar types and random
 generators; SciPy sparse matrices; scikit-learn's public estimators and the few internal
-types fitted estimators hold (trees, losses, neighbour trees, distance metrics, kernels,
+types fitted estimators hold (trees, losses and their compiled halves, neighbour trees, distance metrics, kernels,
 cross-validation splitters). HistGradientBoosting's ``TreePredictor`` is left out, as skops
 leaves it out: its node arrays are used as raw indices without bounds checks.
 """
@@ -248,6 +248,7 @@ def _scipy_types() -> set[str]:
 def _sklearn_types() -> set[str]:
     import sklearn.gaussian_process.kernels as kernels
     import sklearn.model_selection as model_selection
+    from sklearn._loss import _loss as cython_loss
     from sklearn._loss import link, loss
     from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
     from sklearn.metrics._dist_metrics import DistanceMetric
@@ -270,6 +271,11 @@ def _sklearn_types() -> set[str]:
             if isinstance(value, type) and issubclass(value, base) and value is not base
         )
     names.add(_type_name(link.Interval))
+    names.update(  # the compiled halves of the losses (not subclasses in Python's sense)
+        _type_name(value)
+        for name, value in vars(cython_loss).items()
+        if isinstance(value, type) and name.startswith("Cy")
+    )
     names.update(_subclass_names(DistanceMetric))
     splitters = (model_selection.BaseCrossValidator, model_selection.BaseShuffleSplit)
     names.update(

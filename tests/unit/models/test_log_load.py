@@ -145,3 +145,23 @@ def test_a_replaced_manifest_fails_the_registered_digest(iris_forest: Any) -> No
     mloop.load_model(info.model_uri)  # the run's package is consistent in itself
     with pytest.raises(TamperedPackage, match="was registered with package digest"):
         mloop.load_model("models:/iris/1")
+
+
+def test_load_applies_the_registered_models_trust_policy(tmp_path: Path, iris_forest: Any) -> None:
+    """load_model hands the verified package to the trust policy before any flavor runs."""
+    registry = pytest.importorskip("mloop.registry")
+    models = pytest.importorskip("mloop.models")
+    if not hasattr(registry, "set_trust_policy") or not hasattr(models, "sign_package"):
+        pytest.skip("trust policies and signing (issue 4, parts C and D) are not there yet")
+    from mloop.errors import UntrustedSignature
+
+    with mloop.start_run():
+        info = mloop.log_model(iris_forest, "model", registered_model_name="iris")
+    private_key, public_key = models.generate_signing_key(tmp_path / "keys")
+    policy = registry.TrustPolicy(require_signature=True, trusted_keys=(public_key.read_text(),))
+    registry.set_trust_policy("iris", policy)
+    with pytest.raises(UntrustedSignature):
+        mloop.load_model("models:/iris/1")
+    mloop.load_model(info.model_uri)  # a run URI names no registered model: no policy
+    models.sign_package(info.model_uri, private_key)
+    assert mloop.load_model("models:/iris/1").flavor == "sklearn"

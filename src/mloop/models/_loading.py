@@ -14,7 +14,7 @@ from mloop.models._flavors import get_flavor
 from mloop.models._loaded import LoadedModel
 from mloop.models._package import package_digest, verify_package
 from mloop.models._requirements import warn_about_environment
-from mloop.models._resolve import locate
+from mloop.models._resolve import forget_cached, locate
 
 
 def load_model(uri: str | os.PathLike[str]) -> LoadedModel:
@@ -27,7 +27,16 @@ def load_model(uri: str | os.PathLike[str]) -> LoadedModel:
     :class:`~mloop.errors.UnsafeModel` when a file names a type outside the allow-list.
     """
     located = locate(uri)
-    manifest = verify_package(located.path)
+    try:
+        manifest = verify_package(located.path)
+    except TamperedPackage:
+        if not located.cached:
+            raise
+        # The copy in the local cache may be what was damaged: fetch it once more, and
+        # refuse if the store's own files do not match either.
+        forget_cached(located)
+        located = locate(uri)
+        manifest = verify_package(located.path)
     if located.registered_digest is not None:
         found = package_digest(located.path)
         if found != located.registered_digest:

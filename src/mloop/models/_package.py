@@ -8,7 +8,7 @@ extra file, naming each; it runs on every load.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -62,6 +62,13 @@ def write_package(
     building.mkdir()
     try:
         flavor_data = chosen.save(model, building)
+        try:
+            json.dumps(flavor_data, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(
+                f"flavor {chosen.name!r} returned flavor data that is not JSON ({exc}); "
+                "return only JSON values from Flavor.save"
+            ) from None
         clash = RESERVED_NAMES & {p.name for p in building.iterdir()}
         if clash:
             raise InvalidInput(f"flavor {chosen.name!r} wrote reserved file(s) {sorted(clash)}")
@@ -171,7 +178,3 @@ _PROBLEMS = {
     "changed": "was changed (its SHA-256 differs from the manifest's)",
     "extra": "is not listed in the manifest",
 }
-
-
-def manifest_digest_of_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

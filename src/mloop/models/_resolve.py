@@ -38,6 +38,8 @@ class Located:
     registered_model: str | None = None
     registered_digest: str | None = None
     registered_version: Any = None
+    cached: bool = False
+    """The folder is a downloaded copy in the cache (so it can be fetched again)."""
 
 
 def resolve_package(uri: str | os.PathLike[str]) -> Path:
@@ -51,7 +53,14 @@ def locate(uri: str | os.PathLike[str]) -> Located:
     parsed = parse_model_uri(text)
     if isinstance(parsed, ModelsUri):
         return _registered(text, parsed)
-    return Located(text, _folder(parsed))
+    return Located(text, _folder(parsed), cached=isinstance(parsed, RunsUri))
+
+
+def forget_cached(located: Located) -> None:
+    """Drop a cached download (one found damaged on disk), so the next ``locate`` fetches
+    the package again from the tracking store."""
+    if located.cached and located.path.parent == _cache_root():
+        shutil.rmtree(located.path, ignore_errors=True)
 
 
 def _folder(parsed: ModelUri) -> Path:
@@ -82,6 +91,7 @@ def _registered(text: str, parsed: ModelsUri) -> Located:
         registered_model=parsed.name,
         registered_digest=str(version.package_digest),
         registered_version=version,
+        cached=isinstance(inner, RunsUri),
     )
 
 

@@ -99,3 +99,16 @@ def test_a_package_of_an_unregistered_flavor_says_what_to_import(tmp_path: Path)
 def test_a_flavor_must_accept_the_model_it_is_asked_to_save(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="flavor 'xgboost' cannot save"):
         save_model(Constant(1.0), tmp_path / "pkg", flavor="xgboost")
+
+
+def test_flavor_data_must_be_json(tmp_path: Path) -> None:
+    class Sloppy(ConstantFlavor):
+        name = "sloppy"
+
+        def save(self, model: Any, directory: Path) -> dict[str, Any]:
+            return {"value": object()}
+
+    register_flavor(Sloppy())
+    with pytest.raises(InvalidInput, match="flavor 'sloppy' returned flavor data that is not JSON"):
+        save_model(Constant(1.0), tmp_path / "pkg")
+    assert list(tmp_path.iterdir()) == []

@@ -165,3 +165,11 @@ def test_load_applies_the_registered_models_trust_policy(tmp_path: Path, iris_fo
     mloop.load_model(info.model_uri)  # a run URI names no registered model: no policy
     models.sign_package(info.model_uri, private_key)
     assert mloop.load_model("models:/iris/1").flavor == "sklearn"
+
+
+def test_a_damaged_cached_copy_is_fetched_again(iris_forest: Any, iris: tuple[Any, Any]) -> None:
+    info = _logged(iris_forest)
+    cached = mloop.load_model(info.model_uri).path
+    (cached / "model.skops").write_bytes(b"damaged on this disk")
+    loaded = mloop.load_model(info.model_uri)
+    np.testing.assert_array_equal(loaded.predict(iris[0]), iris_forest.predict(iris[0]))

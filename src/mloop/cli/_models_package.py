@@ -75,22 +75,26 @@ def _view(inspection: PackageInspection) -> Group:
     ]
     for key, value in rows:
         about.add_row(key, value)
-    parts: list[Table] = [about]
+    parts: list[Table | Text] = [about]
     if manifest.signature is not None:
-        parts.append(_schema_table("inputs", manifest.signature.inputs))
+        parts += [Text(), _schema_table("inputs", manifest.signature.inputs)]
         if manifest.signature.outputs is not None:
-            parts.append(_schema_table("outputs", manifest.signature.outputs))
-    files = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title_justify="left")
+            parts += [Text(), _schema_table("outputs", manifest.signature.outputs)]
+    files = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title="files", title_justify="left"
+    )
     files.add_column("file", overflow="fold")
     files.add_column("sha256")
     for name, digest in sorted(manifest.files.items()):
         files.add_row(Text(name), digest)
-    parts.append(files)
+    parts += [Text(), files]
     return Group(*parts)
 
 
 def _schema_table(title: str, schema: ColumnSchema | TensorSchema) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title)
+    table = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, title=title, title_justify="left"
+    )
     if schema.kind == "columns":
         for column in ("column", "type", "nullable"):
             table.add_column(column)

@@ -5,8 +5,10 @@ flag, the uncommitted diff), how the program was started (entry point, argv, cwd
 interpreter and the installed packages. At run end a :class:`ResourceMeter` records what the
 run cost. :func:`reproduce_steps` turns those records back into shell lines.
 
-Everything expensive is computed once per process and cached, because creating a run must
-stay cheap (a thousand runs in about a second); ``_clear_caches`` resets that for tests.
+Everything expensive is cached, because creating a run must stay cheap (well under a
+millisecond of capture): the interpreter and packages once per process, the git state until
+git would answer differently (see :mod:`._capture_git`); ``_clear_caches`` resets that for
+tests.
 Nothing captured here may fail a run: what cannot be learnt is simply left out, and
 credentials (remote URL passwords, secret-looking arguments) are never stored.
 """

@@ -10,6 +10,7 @@ from mloop.errors import InvalidInput
 MAX_KEY = 250
 MAX_PARAM_VALUE = 8000
 MAX_TAG_VALUE = 65_000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what every store keeps for steps and times
 _KEY = re.compile(r"^[\w\-. /:]+$")
 
 
@@ -63,4 +64,9 @@ def check_metric_value(key: str, value: Any) -> float:
 def check_step(key: str, step: Any) -> int:
     if isinstance(step, bool) or not isinstance(step, int):
         raise InvalidInput(f"metric {key!r}: step must be an integer, got {step!r}")
+    if not INT64_MIN <= step <= INT64_MAX:
+        raise InvalidInput(
+            f"metric {key!r}: step {step} does not fit in 64 bits; use a step from "
+            f"{INT64_MIN} to {INT64_MAX}"
+        )
     return step

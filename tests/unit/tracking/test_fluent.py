@@ -106,6 +106,8 @@ def test_bad_values_are_refused_with_the_name() -> None:
             mloop.log_metric("bad\nname", 1.0)
         with pytest.raises(InvalidInput, match="step must be an integer"):
             mloop.log_metric("acc", 1.0, step=1.5)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInput, match="does not fit in 64 bits"):
+            mloop.log_metric("acc", 1.0, step=2**63)
         mloop.log_metric("nan", math.nan)
     with pytest.raises(InvalidInput, match="status"):
         mloop.end_run("DONE")

@@ -9,7 +9,7 @@ processes see changes.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -51,6 +51,30 @@ class Settings(BaseSettings):
     )
     experiment_name: str | None = Field(default=None, description="Default experiment name.")
     user: str | None = Field(default=None, description="User recorded on new runs.")
+    api_key: str | None = Field(
+        default=None,
+        repr=False,
+        description="API key (mloop_<id>_<secret>) sent as a Bearer token to mloop servers.",
+    )
+    server_auth: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Require API keys on the tracking and inference servers: 'auto' turns it "
+        "on whenever the server listens on anything but loopback.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://… shared by inference-server replicas (rate-limit buckets).",
+    )
+    prediction_log_uri: str | None = Field(
+        default=None,
+        description="Root of the prediction and feedback logs: a folder or s3://…; "
+        "default: predictions/ inside home.",
+    )
+    deployment_poll_interval: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between an inference server's checks for deployment changes.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -76,6 +100,13 @@ class Settings(BaseSettings):
         if self.artifact_uri:
             return self.artifact_uri
         return str((self.home / "artifacts").absolute())
+
+    @property
+    def resolved_prediction_log_uri(self) -> str:
+        """The prediction-log root: ``prediction_log_uri`` or a folder inside ``home``."""
+        if self.prediction_log_uri:
+            return self.prediction_log_uri
+        return str((self.home / "predictions").absolute())
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -13,9 +13,11 @@ servers turn ``error.http_status`` and ``error.code`` into one JSON error shape.
     │   ├── FilterSyntaxError       search filter that does not parse (with column)
     │   ├── UnsafePath              artifact path escaping its root
     │   ├── UnsafeModel             a file would import or call something off the allow-list
-    │   └── SignatureMismatch       input or output does not fit a model's signature
+    │   ├── SignatureMismatch       input or output does not fit a model's signature
+    │   └── PayloadTooLarge         a request body over the configured limit
     ├── Unauthenticated             no credentials, or credentials that are not valid
     ├── PermissionDenied            valid credentials without the role the action needs
+    ├── RateLimited                 too many requests; retry after ``retry_after`` seconds
     ├── NotFound                    experiment, run, artifact, … does not exist
     ├── Conflict                    already exists / immutable value changed
     │   └── PolicyViolation         a promotion or load a trust/approval policy refuses
@@ -109,6 +111,26 @@ class PermissionDenied(MloopError):
     http_status = 403
 
 
+class PayloadTooLarge(InvalidInput):
+    """A request body is larger than the server accepts."""
+
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
+
+
+class RateLimited(MloopError):
+    """A caller spent its request budget; ``retry_after`` says when a token is back."""
+
+    code = "RATE_LIMITED"
+    http_status = 429
+
+    def __init__(
+        self, message: str, *, retry_after: float, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details={"retry_after": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+
 class NotFound(MloopError):
     """The thing asked for does not exist."""
 
@@ -188,8 +210,10 @@ __all__ = [
     "InvalidInput",
     "MloopError",
     "NotFound",
+    "PayloadTooLarge",
     "PermissionDenied",
     "PolicyViolation",
+    "RateLimited",
     "RemoteError",
     "SignatureMismatch",
     "StoreError",

@@ -15,13 +15,17 @@ from typing import Annotated
 import typer
 
 from mloop.cli import (  # noqa: F401  (each module adds its commands to the shared groups)
+    _deploy,
     _identity,
     _kek,
     _models_package,
     _models_registry,
     _models_scan,
     _models_signing,
+    _predictions,
     _render,
+    _security,
+    _serve,
 )
 from mloop.cli._data import data_app
 from mloop.cli._db import db_app
@@ -48,6 +52,8 @@ app.add_typer(keys_app)
 app.add_typer(users_app)
 app.add_typer(audit_app)
 app.command("demo")(demo)
+for _module in (_serve, _deploy, _security, _predictions):
+    _module.register(app)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,9 @@
+"""`mloop serve`: the inference server over a deployment or a model URI."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands and groups to the root ``mloop`` app."""

@@ -1,0 +1,379 @@
+"""Query rate limits (MITRE ATLAS AML.M0004): token buckets, in-process or shared in Redis.
+
+A bucket holds at most ``burst`` tokens and gains ``rate`` tokens per second; a request
+takes one token or is refused with the seconds until one is back (the ``Retry-After``). So
+in any window of ``t`` seconds a bucket grants at most ``burst + rate * t`` requests.
+
+One inference-server process keeps its buckets in memory (:class:`InMemoryRateLimiter`).
+Replicas behind a load balancer share theirs through Redis (:class:`RedisRateLimiter`):
+refill and take run as one Lua script inside Redis, on Redis's own clock, so concurrent
+replicas never over-grant and their clocks need not agree.
+
+**When Redis is down** the limiter does what ``on_error`` says:
+
+``"local"`` (default)
+    keep limiting with an in-memory bucket per replica until Redis answers again: requests
+    are still limited (each replica to the full budget, so N replicas allow up to N times
+    it), and an outage of the limiter's store does not become an outage of inference;
+``"closed"``
+    refuse every request with a ``Retry-After`` of ``retry_interval`` seconds: nothing gets
+    through unlimited, at the price of availability;
+``"open"``
+    let every request through unlimited.
+
+After a failure Redis is not asked again for ``retry_interval`` seconds, so a dead Redis
+costs one timeout per interval, not one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+from mloop.errors import ConfigError, InvalidInput
+
+if TYPE_CHECKING:
+    from mloop.config import Settings
+
+logger = logging.getLogger(__name__)
+
+OnError = Literal["local", "closed", "open"]
+ON_ERROR_CHOICES: tuple[OnError, ...] = ("local", "closed", "open")
+DEFAULT_ON_ERROR: OnError = "local"
+KEY_PREFIX = "mloop:ratelimit:"
+_EPSILON = 1e-9
+
+
+class RateLimitLike(Protocol):
+    """The parts of a deployment's ``RateLimit`` guard a limiter reads."""
+
+    @property
+    def rate(self) -> float: ...
+
+    @property
+    def burst(self) -> int: ...
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """Something that hands out tokens from named buckets."""
+
+    async def acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
+        """Take one token from ``bucket``: None when granted, else the seconds until a
+        token is back (what a 429 response sends as ``Retry-After``)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections; the limiter must not be used afterwards."""
+        ...
+
+
+def check_limit(limit: RateLimitLike) -> tuple[float, int]:
+    """``(rate, burst)`` after checking they make a bucket that can ever grant anything."""
+    rate, burst = float(limit.rate), limit.burst
+    if not rate > 0 or rate == float("inf"):
+        raise InvalidInput(
+            f"a rate limit needs a finite rate above 0 tokens per second, got {limit.rate!r}"
+        )
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise InvalidInput(f"a rate limit needs a burst of at least 1 request, got {burst!r}")
+    return rate, burst
+
+
+class InMemoryRateLimiter:
+    """Token buckets in this process: exact, thread- and task-safe, no I/O.
+
+    ``clock`` (default :func:`time.monotonic`) is injectable so tests control time.
+    Buckets that have refilled completely carry no information and are dropped once more
+    than ``max_buckets`` exist, so one bucket per API key cannot grow without bound.
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, max_buckets: int = 100_000
+    ) -> None:
+        self._clock = clock
+        self._max_buckets = max_buckets
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float, float, int]] = {}  # tokens, t, rate, burst
+
+    async def acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
+        return self.try_acquire(bucket, limit)
+
+    def try_acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
+        """The synchronous form of :meth:`acquire` (it never waits for anything)."""
+        rate, burst = check_limit(limit)
+        with self._lock:
+            now = self._clock()
+            state = self._buckets.get(bucket)
+            if state is None:
+                tokens, last = float(burst), now
+            else:
+                tokens, last = state[0], state[1]
+                if now > last:
+                    tokens = min(float(burst), tokens + (now - last) * rate)
+                    last = now
+                tokens = min(tokens, float(burst))  # the burst may have shrunk
+            if tokens >= 1.0 - _EPSILON:
+                self._buckets[bucket] = (max(tokens - 1.0, 0.0), last, rate, burst)
+                if len(self._buckets) > self._max_buckets:
+                    self._sweep(now)
+                return None
+            self._buckets[bucket] = (tokens, last, rate, burst)
+            return (1.0 - tokens) / rate
+
+    def _sweep(self, now: float) -> None:
+        """Forget buckets that are full again: a fresh bucket behaves the same."""
+        full = [
+            name
+            for name, (tokens, last, rate, burst) in self._buckets.items()
+            if tokens + (now - last) * rate >= burst
+        ]
+        for name in full:
+            del self._buckets[name]
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._buckets.clear()
+
+
+# KEYS[1] the bucket; ARGV rate (tokens/s), burst. Returns "0" when granted, else the
+# seconds until a token is back. Numbers go through strings: Redis truncates Lua numbers
+# to integers on the way out. The key expires once the bucket would be full again.
+TOKEN_BUCKET_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+elseif now > ts then
+  tokens = math.min(burst, tokens + (now - ts) * rate)
+  ts = now
+end
+tokens = math.min(tokens, burst)
+local wait = 0
+if tokens >= 1 - 1e-9 then
+  tokens = math.max(tokens - 1, 0)
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
+           'ts', string.format('%.17g', ts))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return string.format('%.17g', wait)
+"""
+TOKEN_BUCKET_SHA = hashlib.sha1(TOKEN_BUCKET_LUA.encode()).hexdigest()
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable redis url>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _check_redis_url(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(
+            f"redis_url must start with redis://, rediss:// or unix://, got "
+            f"{redact_url(url)!r}; set MLOOP_REDIS_URL to e.g. redis://127.0.0.1:6379/0"
+        )
+
+
+class RedisRateLimiter:
+    """Token buckets in Redis, shared by every replica that uses the same ``url``.
+
+    Each :meth:`acquire` is one round trip: ``EVALSHA`` of the bucket script, or ``EVAL``
+    when Redis does not know the script yet (after a restart or ``SCRIPT FLUSH``).
+    ``on_error`` decides what happens while Redis cannot be reached (see the module
+    docstring); ``timeout`` bounds how long one request may wait for Redis.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_error: OnError = DEFAULT_ON_ERROR,
+        timeout: float = 1.0,
+        retry_interval: float = 1.0,
+        max_connections: int = 16,
+        prefix: str = KEY_PREFIX,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        _check_redis_url(url)
+        if on_error not in ON_ERROR_CHOICES:
+            raise ConfigError(
+                f"on_error must be one of {', '.join(ON_ERROR_CHOICES)}, got {on_error!r}"
+            )
+        try:
+            import redis.asyncio  # noqa: F401
+        except ModuleNotFoundError as exc:  # pragma: no cover - the redis extra is missing
+            raise ConfigError(
+                "rate limits shared through Redis need the redis package: "
+                "pip install 'mloop[redis]' (or unset MLOOP_REDIS_URL)"
+            ) from exc
+        self.url = url
+        self.on_error: OnError = on_error
+        self.timeout = timeout
+        self.retry_interval = retry_interval
+        self.max_connections = max_connections
+        self.prefix = prefix
+        self._clock = clock
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )  # a client belongs to one event loop
+        self._fallback = InMemoryRateLimiter(clock=clock)
+        self._down_until = float("-inf")
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"RedisRateLimiter({redact_url(self.url)!r}, on_error={self.on_error!r})"
+
+    @property
+    def degraded(self) -> bool:
+        """True while Redis is considered down and ``on_error`` decides."""
+        return self._clock() < self._down_until
+
+    def _client(self) -> Any:
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            client = self._clients.get(loop)
+            if client is None:
+                # A few connections, shared: a burst of requests queues for one instead of
+                # opening hundreds of sockets at once.
+                pool = aioredis.BlockingConnectionPool.from_url(
+                    self.url,
+                    max_connections=self.max_connections,
+                    timeout=self.timeout,
+                    socket_timeout=self.timeout,
+                    socket_connect_timeout=self.timeout,
+                    decode_responses=True,
+                )
+                client = aioredis.Redis(connection_pool=pool)
+                self._clients[loop] = client
+            return client
+
+    async def acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
+        rate, burst = check_limit(limit)
+        if self.degraded:
+            return await self._when_down(bucket, limit)
+        try:
+            wait = float(await self._run(self.prefix + bucket, rate, burst))
+        except Exception as exc:
+            if not self._is_outage(exc):
+                raise
+            was_down = self._down_until > float("-inf")
+            self._down_until = self._clock() + self.retry_interval
+            if not was_down:
+                logger.warning(
+                    "rate limiter: Redis at %s did not answer (%s: %s); on_error=%s until it "
+                    "does (asked again every %.1f s)",
+                    redact_url(self.url),
+                    type(exc).__name__,
+                    exc,
+                    self.on_error,
+                    self.retry_interval,
+                )
+            return await self._when_down(bucket, limit)
+        if self._down_until > float("-inf"):
+            self._down_until = float("-inf")
+            logger.warning("rate limiter: Redis at %s answers again", redact_url(self.url))
+        return None if wait <= 0 else wait
+
+    async def _run(self, key: str, rate: float, burst: int) -> Any:
+        from redis.exceptions import NoScriptError
+
+        client = self._client()
+        args = (repr(rate), str(burst))
+        try:
+            return await client.evalsha(TOKEN_BUCKET_SHA, 1, key, *args)
+        except NoScriptError:
+            # EVAL runs the script and caches it, so the next call's EVALSHA finds it.
+            return await client.eval(TOKEN_BUCKET_LUA, 1, key, *args)
+
+    @staticmethod
+    def _is_outage(exc: Exception) -> bool:
+        from redis.exceptions import BusyLoadingError
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        return isinstance(
+            exc,
+            RedisConnectionError
+            | RedisTimeoutError
+            | BusyLoadingError
+            | OSError
+            | asyncio.TimeoutError,
+        )
+
+    async def _when_down(self, bucket: str, limit: RateLimitLike) -> float | None:
+        if self.on_error == "open":
+            return None
+        if self.on_error == "closed":
+            return max(self._down_until - self._clock(), _EPSILON)
+        return self._fallback.try_acquire(bucket, limit)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            try:
+                await client.aclose()
+                await client.connection_pool.disconnect()
+            except RuntimeError:  # its event loop is gone; nothing left to release
+                pass
+
+
+def rate_limiter_for(
+    settings: Settings | None = None, *, on_error: OnError | None = None
+) -> RateLimiter:
+    """The limiter the settings ask for: Redis when ``redis_url`` (``MLOOP_REDIS_URL``) is
+    set, so replicas share buckets; otherwise one in this process.
+
+    ``on_error`` defaults to the ``rate_limit_on_redis_error`` setting where that exists,
+    else ``"local"``.
+    """
+    if settings is None:
+        from mloop.config import get_settings
+
+        settings = get_settings()
+    if not settings.redis_url:
+        return InMemoryRateLimiter()
+    chosen = on_error or getattr(settings, "rate_limit_on_redis_error", None) or DEFAULT_ON_ERROR
+    return RedisRateLimiter(settings.redis_url, on_error=chosen)
+
+
+__all__ = [
+    "DEFAULT_ON_ERROR",
+    "InMemoryRateLimiter",
+    "RateLimitLike",
+    "RateLimiter",
+    "RedisRateLimiter",
+    "check_limit",
+    "rate_limiter_for",
+]

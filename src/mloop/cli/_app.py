@@ -9,10 +9,12 @@ for Ctrl-C. Unexpected exceptions are bugs and keep their stack trace.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from functools import cache
+from typing import Annotated, Any
 
 import typer
+import typer.main
 
 from mloop.cli import (  # noqa: F401  (each module adds its commands to the shared groups)
     _deploy,
@@ -104,7 +106,7 @@ def server(
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mloop`` with ``argv`` (default: the process's arguments); return the exit code."""
     try:
-        result = app(
+        result = _run_command()(
             args=list(argv) if argv is not None else None,
             prog_name="mloop",
             standalone_mode=False,
@@ -127,6 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("\n")
         return 130
     return result if isinstance(result, int) else 0
+
+
+@cache
+def _run_command() -> Callable[..., Any]:
+    """The Click command tree's entry point, built from ``app`` on the first call and reused:
+    building it inspects every command's signature (~0.1-0.2 s), which tests calling
+    :func:`main` many times would otherwise pay on each call. Calling it directly skips only
+    Typer's pretty-traceback hook, which ``pretty_exceptions_enable=False`` turns off."""
+    return typer.main.get_command(app).main
 
 
 def _usage_error_types() -> tuple[type[Exception], ...]:

@@ -4,10 +4,13 @@
     python bench/scan.py --data-dir /tmp/scan  # keep (and reuse) the generated files
     python bench/scan.py --skip-speed          # only the detection table
 
+Command line: ``mloop models scan small.pkl`` beside ``picklescan -p`` and ``modelscan -p``
+on a tiny pickle, each command's whole process (median of several), so start-up and imports
+are what is measured.
+
 Speed: two generated files, each scanned by each tool's Python API in a fresh child process:
-the scan call alone, the whole process (interpreter start-up and imports included — mloop's
-package imports its tracking stack, ~0.7 s) and the process's peak RSS (``os.wait4`` of
-that very child):
+the scan call alone, the whole process (interpreter start-up and imports included) and the
+process's peak RSS (``os.wait4`` of that very child):
 
 - ``dict.pkl``: a 114 MB pickled dict of ~5.2 million string keys (~15.6 million opcodes),
   the shape of a vocabulary or a feature index — many tiny opcodes;
@@ -28,6 +31,7 @@ import io
 import json
 import os
 import pickle
+import statistics
 import struct
 import subprocess
 import sys
@@ -113,6 +117,36 @@ def measure(tool: str, path: Path) -> dict[str, float | None]:
     except ValueError:
         result.update(scan=None, start_up=None)
     return result
+
+
+CLI_RUNS = 7
+
+
+def command_line(data_dir: Path) -> dict[str, float]:
+    """Median wall time of each tool's own command on a tiny pickle: what a user waits for
+    when scanning one small file, i.e. mostly interpreter start-up and imports."""
+    path = data_dir / "small.pkl"
+    path.write_bytes(pickle.dumps({"weights": [0.5, 1.5], "classes": ("a", "b")}, protocol=4))
+    commands = {
+        "mloop": [str(BIN / "mloop"), "models", "scan", str(path)],
+        "picklescan": [str(BIN / "picklescan"), "-p", str(path)],
+        "modelscan": [str(BIN / "modelscan"), "-p", str(path)],
+    }
+    print(
+        f"\nsmall.pkl: {path.stat().st_size} bytes, each command's process (median of {CLI_RUNS})"
+    )
+    results: dict[str, float] = {}
+    for tool, command in commands.items():
+        walls = []
+        for _ in range(CLI_RUNS):
+            start = time.perf_counter()
+            subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            walls.append(time.perf_counter() - start)
+        results[tool] = statistics.median(walls)
+        print(f"  {tool:<11} {results[tool]:7.2f} s")
+    for tool in ("picklescan", "modelscan"):
+        print(f"  mloop / {tool}: {results['mloop'] / results[tool]:.2f}x the process time")
+    return results
 
 
 def speed(data_dir: Path) -> dict[str, dict[str, dict[str, float | None]]]:
@@ -325,6 +359,7 @@ def main() -> None:
         tricks_dir = data_dir / "tricks"
         tricks_dir.mkdir(exist_ok=True)
         figures: dict[str, object] = {}
+        figures["command_line"] = command_line(data_dir)
         if not args.skip_speed:
             figures["speed"] = speed(data_dir)
         figures["detection"] = detection(corpus_samples() + tricks(tricks_dir))

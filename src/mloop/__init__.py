@@ -8,78 +8,144 @@ Start with the tracking API, shaped like MLflow's::
     with mloop.start_run():
         mloop.log_param("max_depth", 3)
         mloop.log_metric("accuracy", 0.95)
+
+Every public name is imported on first use (PEP 562): ``import mloop`` costs a few
+milliseconds, so ``mloop models scan`` or a script that only reads the version does not
+pay for SQLAlchemy, pydantic-settings or the model libraries.
 """
+
+from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mloop.errors import MloopError
-from mloop.tracking import (
-    ACTIVE_ONLY,
-    ALL,
-    DELETED_ONLY,
-    ActiveRun,
-    ArtifactInfo,
-    Experiment,
-    Metric,
-    MloopClient,
-    Param,
-    Run,
-    RunData,
-    RunInfo,
-    RunInput,
-    RunStatus,
-    RunTag,
-    TrackingBackend,
-    active_run,
-    create_experiment,
-    end_run,
-    flush,
-    get_artifact_uri,
-    get_experiment,
-    get_experiment_by_name,
-    get_metric_history,
-    get_run,
-    get_tracking_uri,
-    last_active_run,
-    log_artifact,
-    log_artifacts,
-    log_dict,
-    log_figure,
-    log_input,
-    log_metric,
-    log_metrics,
-    log_param,
-    log_params,
-    log_text,
-    runs_to_frame,
-    search_runs,
-    seed_everything,
-    set_experiment,
-    set_tag,
-    set_tags,
-    set_tracking_uri,
-    start_run,
-)
-
 __version__ = "0.1.0"
 
-
 if TYPE_CHECKING:
+    from mloop import data as data
+    from mloop.errors import MloopError
     from mloop.models import load_model, log_model
+    from mloop.tracking import (
+        ACTIVE_ONLY,
+        ALL,
+        DELETED_ONLY,
+        ActiveRun,
+        ArtifactInfo,
+        Experiment,
+        Metric,
+        MloopClient,
+        Param,
+        Run,
+        RunData,
+        RunInfo,
+        RunInput,
+        RunStatus,
+        RunTag,
+        TrackingBackend,
+        active_run,
+        create_experiment,
+        end_run,
+        flush,
+        get_artifact_uri,
+        get_experiment,
+        get_experiment_by_name,
+        get_metric_history,
+        get_run,
+        get_tracking_uri,
+        last_active_run,
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_figure,
+        log_input,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        runs_to_frame,
+        search_runs,
+        seed_everything,
+        set_experiment,
+        set_tag,
+        set_tags,
+        set_tracking_uri,
+        start_run,
+    )
 
-_FROM_MODELS = frozenset({"load_model", "log_model"})
+_TRACKING_NAMES = (
+    "ACTIVE_ONLY",
+    "ALL",
+    "DELETED_ONLY",
+    "ActiveRun",
+    "ArtifactInfo",
+    "Experiment",
+    "Metric",
+    "MloopClient",
+    "Param",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunInput",
+    "RunStatus",
+    "RunTag",
+    "TrackingBackend",
+    "active_run",
+    "create_experiment",
+    "end_run",
+    "flush",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_metric_history",
+    "get_run",
+    "get_tracking_uri",
+    "last_active_run",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "runs_to_frame",
+    "search_runs",
+    "seed_everything",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+)
+
+# Public name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(_TRACKING_NAMES, "mloop.tracking"),
+    "MloopError": "mloop.errors",
+    "load_model": "mloop.models",
+    "log_model": "mloop.models",
+}
 
 
 def __getattr__(name: str) -> object:
-    """``mloop.data`` and the model functions load on first use: Arrow, the sketches and
-    the model libraries stay out of tracking code."""
+    """Import the module behind ``name`` on first use and keep the value as a global, so
+    later look-ups are plain attribute reads."""
     import importlib
 
     if name == "data":
         return importlib.import_module("mloop.data")
-    if name in _FROM_MODELS:
-        return getattr(importlib.import_module("mloop.models"), name)
-    raise AttributeError(f"module 'mloop' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mloop' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "data"})
 
 
 __all__ = [

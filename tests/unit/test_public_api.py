@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import mloop
 import mloop.data
 import mloop.tracking
@@ -72,3 +74,53 @@ def test_tracking_api_names_follow_mlflow() -> None:
         "log_input", "set_tracking_uri", "get_tracking_uri", "create_experiment",
     }  # fmt: skip
     assert mlflow_names <= set(mloop.tracking.__all__)
+
+
+def _fresh_modules(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return the heavy modules it left loaded."""
+    probe = (
+        f"{code}\nimport sys\n"
+        "heavy = {'sqlalchemy', 'alembic', 'pandas', 'numpy', 'pyarrow', 'pydantic', "
+        "'pydantic_settings', 'fsspec', 'httpx', 'cryptography', 'mloop.tracking', "
+        "'mloop.config', 'mloop.store'}\n"
+        "print(','.join(sorted(heavy & set(sys.modules))))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return [name for name in result.stdout.strip().split(",") if name]
+
+
+def test_importing_mloop_loads_nothing_heavy() -> None:
+    """Every public name loads on first use (PEP 562), so `import mloop` is cheap."""
+    assert _fresh_modules("import mloop") == []
+
+
+def test_the_command_line_and_the_scanner_load_nothing_heavy() -> None:
+    """`mloop models scan` stays close to a bare interpreter: the command tree and the
+    scanner import neither the stores, the settings nor the data libraries."""
+    code = "import mloop.cli\nfrom mloop.models import scan_path"
+    assert _fresh_modules(code) == []
+
+
+def test_every_public_name_resolves_in_a_fresh_process_and_is_listed_by_dir() -> None:
+    code = (
+        "import mloop, mloop.models\n"
+        "for module in (mloop, mloop.models):\n"
+        "    missing = [n for n in module.__all__ if getattr(module, n, None) is None]\n"
+        "    assert not missing, missing\n"
+        "    assert set(module.__all__) <= set(dir(module)), module\n"
+        "assert mloop.start_run is mloop.tracking.start_run\n"
+        "assert mloop.MloopError is mloop.errors.MloopError\n"
+        "assert mloop.models.scan_path is mloop.models._scan.scan_path\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    import mloop.models
+
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = mloop.nope  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = mloop.models.nope  # type: ignore[attr-defined]

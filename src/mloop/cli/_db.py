@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
-from sqlalchemy.exc import SQLAlchemyError
 
 from mloop.cli import _render
-from mloop.config import get_settings
 from mloop.errors import StoreError
-from mloop.store import MetadataStore, current_revision, head_revision, open_store, upgrade
+
+if TYPE_CHECKING:  # SQLAlchemy and Alembic load only when a db command runs
+    from mloop.store import MetadataStore
 
 db_app = typer.Typer(
     name="db", help="Inspect and upgrade the metadata store.", no_args_is_help=True
@@ -32,6 +32,11 @@ UriOption = Annotated[
 @contextmanager
 def _store(uri: str | None) -> Iterator[MetadataStore]:
     """The store at ``uri``, not migrated; database failures become one-line StoreErrors."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mloop.config import get_settings
+    from mloop.store import open_store
+
     store = open_store(uri or get_settings().resolved_db_uri, migrate=False)
     try:
         yield store
@@ -47,6 +52,8 @@ def _store(uri: str | None) -> Iterator[MetadataStore]:
 @db_app.command("upgrade")
 def upgrade_db(uri: UriOption = None) -> None:
     """Migrate the metadata store's schema to the newest revision this mloop knows."""
+    from mloop.store import current_revision, upgrade
+
     with _store(uri) as store:
         before = current_revision(store.engine)
         upgrade(store)
@@ -61,6 +68,8 @@ def upgrade_db(uri: UriOption = None) -> None:
 @db_app.command("current")
 def current_db(uri: UriOption = None) -> None:
     """Show the store's schema revision and whether `mloop db upgrade` has work to do."""
+    from mloop.store import current_revision, head_revision
+
     head = head_revision()
     with _store(uri) as store:
         current = current_revision(store.engine)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -11,8 +11,9 @@ from rich.text import Text
 
 import mloop
 from mloop.cli import _render
-from mloop.config import get_settings
-from mloop.tracking import Run
+
+if TYPE_CHECKING:
+    from mloop.tracking import Run
 
 SHOWN_METRICS = ("f1", "accuracy", "roc_auc", "cv_f1_mean")
 
@@ -23,6 +24,7 @@ def demo(
     ] = False,
 ) -> None:
     """Train a few scikit-learn models on a bundled data set and track them in the store."""
+    from mloop.config import get_settings
     from mloop.demo import run_demo
 
     out = _render.console()

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
+import mloop
 from mloop.cli import _render
-from mloop.tracking import ACTIVE_ONLY, ALL, MloopClient
 
 experiments_app = typer.Typer(
     name="experiments", help="List experiments.", no_args_is_help=True, add_completion=False
@@ -24,7 +24,9 @@ def list_experiments(
     ] = False,
 ) -> None:
     """List experiments with their ids and where their artifacts go."""
-    experiments = MloopClient().search_experiments(ALL if include_deleted else ACTIVE_ONLY)
+    experiments = mloop.MloopClient().search_experiments(
+        mloop.ALL if include_deleted else mloop.ACTIVE_ONLY
+    )
     if as_json:
         _render.emit_json([e.to_dict() for e in experiments])
         return

@@ -12,22 +12,23 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from mloop.tracking import ArtifactInfo, Experiment, Run, RunInput, RunStatus
+if TYPE_CHECKING:  # the tracking stack loads only for the commands that use it
+    from mloop.tracking import ArtifactInfo, Experiment, Run, RunInput, RunStatus
 
 SYSTEM_PREFIX = "mloop."
-_STATUS_STYLE = {
-    RunStatus.RUNNING: "cyan",
-    RunStatus.SCHEDULED: "cyan",
-    RunStatus.FINISHED: "green",
-    RunStatus.FAILED: "red",
-    RunStatus.KILLED: "yellow",
+_STATUS_STYLE = {  # keyed by value: RunStatus is a StrEnum
+    "RUNNING": "cyan",
+    "SCHEDULED": "cyan",
+    "FINISHED": "green",
+    "FAILED": "red",
+    "KILLED": "yellow",
 }
 DIFF_MARK = "≠"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -11,7 +11,9 @@ from rich.text import Text
 import mloop
 from mloop.cli import _render
 from mloop.errors import InvalidInput
-from mloop.tracking import ArtifactInfo, MloopClient, Run
+
+if TYPE_CHECKING:
+    from mloop.tracking import ArtifactInfo, MloopClient, Run
 
 runs_app = typer.Typer(
     name="runs",
@@ -65,14 +67,14 @@ def list_runs(
     if not found:
         out.print("No runs match." if filter_string else "No runs yet.")
         return
-    names = {e.experiment_id: e.name for e in MloopClient().search_experiments()}
+    names = {e.experiment_id: e.name for e in mloop.MloopClient().search_experiments()}
     out.print(_render.runs_table(found, names, width=out.width, order_by=order_by or ()))
 
 
 @runs_app.command("show")
 def show_run(run_id: RunId, as_json: JsonFlag = False) -> None:
     """Show one run: info, params, latest metrics, tags, artifacts and inputs."""
-    details = _details(MloopClient(), run_id)
+    details = _details(mloop.MloopClient(), run_id)
     if as_json:
         _render.emit_json(details.to_dict())
     else:
@@ -107,7 +109,7 @@ def compare_runs(
     """Put runs side by side: params and metrics, with the differences marked."""
     if len(run_ids) < 2:
         raise InvalidInput("give at least two run ids to compare")
-    client = MloopClient()
+    client = mloop.MloopClient()
     runs: list[Run] = [client.get_run(run_id) for run_id in run_ids]
     rows = _render.compare_rows(runs)
     if as_json:
@@ -121,7 +123,7 @@ def reproduce_run(run_id: RunId) -> None:
     """Print the steps that recreate a run: code version, environment, command."""
     from mloop.tracking._capture import reproduce_steps
 
-    client = MloopClient()
+    client = mloop.MloopClient()
     run = client.get_run(run_id)
     paths = [a.path for a in _all_artifacts(client, run_id)]
     for line in reproduce_steps(run.data.tags, paths, run_id):
@@ -139,7 +141,7 @@ def delete_run(
     ] = False,
 ) -> None:
     """Delete a run: hidden from searches and restorable, or with --purge gone for good."""
-    client = MloopClient()
+    client = mloop.MloopClient()
     if purge:
         purge_run = getattr(client.backend, "purge_run", None)
         if purge_run is None:
@@ -159,7 +161,7 @@ def delete_run(
 @runs_app.command("restore")
 def restore_run(run_id: RunId) -> None:
     """Bring back a run deleted without --purge."""
-    MloopClient().restore_run(run_id)
+    mloop.MloopClient().restore_run(run_id)
     _render.console().print(Text(f"Restored run {run_id}."))
 
 
@@ -172,5 +174,5 @@ def download_artifact(
     ] = Path("."),
 ) -> None:
     """Copy a run's artifact (file or folder) to a local folder."""
-    local = MloopClient().download_artifacts(run_id, path, dest)
+    local = mloop.MloopClient().download_artifacts(run_id, path, dest)
     _render.console().print(Text(f"Downloaded {path} to {local}"))

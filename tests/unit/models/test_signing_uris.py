@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests.unit.cli.helpers import run_cli
 
+import mloop
 import mloop.models
 from mloop.errors import UntrustedSignature
 from mloop.models import generate_signing_key, sign_package, verify_signature
@@ -53,3 +56,61 @@ def test_unsigned_run_uri_is_refused(run_uri: tuple[str, str], tmp_path: Path) -
     with pytest.raises(UntrustedSignature) as caught:
         verify_signature(uri, [public_key])
     assert caught.value.details["reason"] == "missing"
+
+
+def _another_machine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Same metadata and artifact stores, a fresh MLOOP_HOME: nothing cached locally."""
+    from mloop.config import get_settings
+    from mloop.tracking._resolve import reset_backends
+
+    settings = get_settings()
+    monkeypatch.setenv("MLOOP_DB_URI", settings.resolved_db_uri)
+    monkeypatch.setenv("MLOOP_ARTIFACT_URI", settings.resolved_artifact_uri)
+    home = tmp_path / "other-machine"
+    monkeypatch.setenv("MLOOP_HOME", str(home))
+    reset_backends()
+    return home
+
+
+def test_signing_a_registered_version_reaches_a_machine_with_a_fresh_cache(
+    tracking_uri: str | None,
+    iris_forest: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`mloop models sign models:/NAME/VERSION` stores the signature with the run's
+    artifacts, so `models verify` and a load under a trust policy find it elsewhere."""
+    from mloop.registry import TrustPolicy, set_alias, set_trust_policy
+
+    with start_run():
+        info = mloop.log_model(iris_forest, "model", registered_model_name="iris")
+    set_alias("iris", "champion", 1)
+    keys = tmp_path / "keys"
+    private_key, public_key = generate_signing_key(keys)
+    code, _, err = run_cli(capsys, "models", "sign", "models:/iris/1", "--key", str(private_key))
+    assert code == 0, err
+
+    listed = MloopClient(tracking_uri).list_artifacts(info.run_id, "model")
+    assert "model/mloop-model.sig" in {a.path for a in listed}
+
+    home = _another_machine(monkeypatch, tmp_path)
+    assert not home.exists()
+    code, out, err = run_cli(
+        capsys, "models", "verify", "models:/iris@champion", "--trusted-keys", str(keys)
+    )
+    assert code == 0, err
+    assert out.startswith("Verified")
+    assert list(home.glob("cache/model-packages/*/mloop-model.sig"))
+
+    set_trust_policy(
+        "iris", TrustPolicy(require_signature=True, trusted_keys=(public_key.read_text(),))
+    )
+    assert mloop.load_model("models:/iris/1") is not None
+
+    _, other_public = generate_signing_key(tmp_path / "other-keys")
+    set_trust_policy(
+        "iris", TrustPolicy(require_signature=True, trusted_keys=(other_public.read_text(),))
+    )
+    with pytest.raises(UntrustedSignature):
+        mloop.load_model("models:/iris/1")

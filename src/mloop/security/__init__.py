@@ -8,6 +8,14 @@ of them.
 
 from __future__ import annotations
 
+from mloop.security._atlas import (
+    MITIGATIONS,
+    AuditReport,
+    AuditRow,
+    ControlState,
+    Mitigation,
+    audit,
+)
 from mloop.security._ratelimit import (
     InMemoryRateLimiter,
     RateLimiter,
@@ -16,8 +24,14 @@ from mloop.security._ratelimit import (
 )
 
 __all__ = [
+    "MITIGATIONS",
+    "AuditReport",
+    "AuditRow",
+    "ControlState",
     "InMemoryRateLimiter",
+    "Mitigation",
     "RateLimiter",
     "RedisRateLimiter",
+    "audit",
     "rate_limiter_for",
 ]

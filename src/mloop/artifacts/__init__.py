@@ -19,6 +19,7 @@ from mloop.artifacts._paths import iter_local_files, safe_relpath
 from mloop.artifacts._store import (
     ArtifactStore,
     BlobInfo,
+    artifact_store_for,
     key_provider_from_settings,
     open_artifact_store,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "FileKeyProvider",
     "KeyProvider",
     "RewrapReport",
+    "artifact_store_for",
     "generate_kek_file",
     "iter_local_files",
     "key_provider_from_settings",

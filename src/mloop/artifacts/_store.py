@@ -29,6 +29,8 @@ from mloop.errors import IntegrityError, InvalidInput, NotFound
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
+    from mloop.config import Settings
+
 CHUNK_SIZE = 1 << 20
 
 
@@ -64,11 +66,29 @@ def open_artifact_store(
     )
 
 
-def key_provider_from_settings() -> KeyProvider | None:
-    """The provider ``MLOOP_KEK_FILE`` names, or ``None`` when encryption is off."""
-    from mloop.config import get_settings
+def artifact_store_for(settings: Settings | None = None) -> ArtifactStore:
+    """The artifact store ``settings`` describe — root, S3 endpoint and key-encryption key
+    read from the same object, so a custom ``Settings`` that turns encryption on is obeyed
+    even when the environment and ``mloop.toml`` say nothing (default: the current ones)."""
+    if settings is None:
+        from mloop.config import get_settings
 
-    location = get_settings().kek_file
+        settings = get_settings()
+    return open_artifact_store(
+        settings.resolved_artifact_uri,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        key_provider=key_provider_from_settings(settings),
+    )
+
+
+def key_provider_from_settings(settings: Settings | None = None) -> KeyProvider | None:
+    """The provider the ``kek_file`` setting names (``MLOOP_KEK_FILE`` unless ``settings``
+    are given), or ``None`` when encryption is off."""
+    if settings is None:
+        from mloop.config import get_settings
+
+        settings = get_settings()
+    location = settings.kek_file
     return open_key_provider(location) if location else None
 
 

@@ -59,13 +59,9 @@ def rewrap(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
 ) -> None:
     """Re-wrap every artifact's data key under the KEK in MLOOP_KEK_FILE (key rotation)."""
-    from mloop.artifacts import open_artifact_store, open_key_provider, rewrap_store
-    from mloop.config import get_settings
+    from mloop.artifacts import artifact_store_for, open_key_provider, rewrap_store
 
-    settings = get_settings()
-    store = open_artifact_store(
-        settings.resolved_artifact_uri, s3_endpoint_url=settings.s3_endpoint_url
-    )
+    store = artifact_store_for()
     previous = open_key_provider(old_kek) if old_kek else None
     report = rewrap_store(store, previous=previous, encrypt_plaintext=encrypt_plaintext)
     if as_json:

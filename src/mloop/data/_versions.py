@@ -33,7 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from mloop._ids import new_id, now_ms
-from mloop.artifacts import ArtifactStore, open_artifact_store
+from mloop.artifacts import ArtifactStore, artifact_store_for
 from mloop.config import Settings, get_settings
 from mloop.data import _sources
 from mloop.data._manifest import DatasetFile, FileChange, read_manifest, write_manifest
@@ -708,9 +708,7 @@ def open_registry(settings: Settings | None = None) -> Iterator[DatasetRegistry]
     uri = settings.tracking_uri
     if not uri or uri.startswith(("http://", "https://")):
         uri = settings.resolved_db_uri
-    artifacts = open_artifact_store(
-        settings.resolved_artifact_uri, s3_endpoint_url=settings.s3_endpoint_url
-    )
+    artifacts = artifact_store_for(settings)
     registry = DatasetRegistry(open_store(uri), artifacts, settings=settings)
     try:
         yield registry

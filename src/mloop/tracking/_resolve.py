@@ -8,7 +8,7 @@ from mloop.config import Settings, get_settings
 from mloop.tracking._backend import TrackingBackend
 
 _lock = threading.Lock()
-_backends: dict[tuple[str, str], TrackingBackend] = {}
+_backends: dict[tuple[str, str, str], TrackingBackend] = {}
 
 
 def backend_for(
@@ -21,7 +21,7 @@ def backend_for(
     """
     settings = settings or get_settings()
     uri = tracking_uri or settings.tracking_uri or settings.resolved_db_uri
-    key = (uri, settings.resolved_artifact_uri)
+    key = (uri, settings.resolved_artifact_uri, settings.kek_file or "")
     with _lock:
         backend = _backends.get(key)
         if backend is None:
@@ -34,14 +34,11 @@ def _open(uri: str, settings: Settings) -> TrackingBackend:
         from mloop.tracking._rest_backend import RestBackend
 
         return RestBackend(uri)
-    from mloop.artifacts import open_artifact_store
+    from mloop.artifacts import artifact_store_for
     from mloop.store import open_store
     from mloop.tracking._sql_backend import SqlBackend
 
-    artifacts = open_artifact_store(
-        settings.resolved_artifact_uri, s3_endpoint_url=settings.s3_endpoint_url
-    )
-    return SqlBackend(open_store(uri), artifacts)
+    return SqlBackend(open_store(uri), artifact_store_for(settings))
 
 
 def reset_backends() -> None:

@@ -19,6 +19,7 @@ def test_public_api_is_pinned() -> None:
         "FileKeyProvider",
         "KeyProvider",
         "RewrapReport",
+        "artifact_store_for",
         "generate_kek_file",
         "iter_local_files",
         "key_provider_from_settings",

@@ -149,7 +149,9 @@ class InMemoryRateLimiter:
 # KEYS[1] the bucket; ARGV rate (tokens/s), burst. Returns "0" when granted, else the
 # seconds until a token is back. Numbers go through strings: Redis truncates Lua numbers
 # to integers on the way out. The key expires once the bucket would be full again.
+# replicate_commands lets Redis 3.2-4 write after TIME (5+ always replicates effects).
 TOKEN_BUCKET_LUA = """
+if redis.replicate_commands then redis.replicate_commands() end
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')

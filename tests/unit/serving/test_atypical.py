@@ -280,3 +280,42 @@ def test_a_registered_version_gets_a_detector_from_its_training_data_lineage(
     )
     with pytest.raises(InvalidInput, match="records no training dataset"):
         detector_for_model_version("iris", 2)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    key=st.sampled_from(
+        ["numeric", "categorical", "multivariate", "features", "training_rows", "source"]
+    ),
+    value=json_values,
+)
+def test_any_change_to_a_document_loads_or_is_invalid_input(
+    detector: AtypicalDetector, key: str, value: Any
+) -> None:
+    """Whatever a stored document was changed into, loading never fails another way."""
+    doc = _doc(detector)
+    doc[key] = value
+    try:
+        loaded = AtypicalDetector.from_json(json.dumps(doc))
+    except InvalidInput:
+        return
+    columns = {name: np.zeros(2) for name in loaded.features}
+    for feature in loaded.doc.categorical:
+        columns[feature.name] = np.array(["a", "b"], dtype=object)
+    assert loaded.check(columns).scores.shape == (2,)
+
+
+@settings(max_examples=100, deadline=None)
+@given(text=st.binary(max_size=64) | st.text(max_size=64).map(str.encode))
+def test_arbitrary_bytes_are_invalid_input(text: bytes) -> None:
+    with pytest.raises(InvalidInput):
+        AtypicalDetector.from_json(text)

@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import stat
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -16,6 +15,7 @@ import pytest
 from mloop.artifacts import ArtifactStore, BlobInfo, open_artifact_store
 from mloop.artifacts._memory import MemoryBackend
 from mloop.errors import IntegrityError, InvalidInput, NotFound
+from tests.unit.artifacts.bounded_memory import stream_through
 
 Corrupt = Callable[[str, bytes | None], None]
 
@@ -265,31 +265,9 @@ def test_local_list_ignores_stray_files(tmp_path: Path) -> None:
 
 
 def test_local_put_stream_keeps_memory_bounded(tmp_path: Path) -> None:
-    store = open_artifact_store(str(tmp_path))
     total = 48 << 20
-    block = os.urandom(1 << 16)
+    peaks = stream_through(open_artifact_store(str(tmp_path)), total)
 
-    class Endless(io.RawIOBase):
-        sent = 0
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-            n = min(len(buffer), total - self.sent, len(block))
-            buffer[:n] = block[:n]
-            self.sent += n
-            return n
-
-    stream = io.BufferedReader(Endless())
-    tracemalloc.start()
-    try:
-        info = store.put_stream(stream)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-
-    assert info.size == total
-    assert peak < 8 << 20
-    with store.open(info.digest) as reader:
-        assert sum(len(chunk) for chunk in iter(lambda: reader.read(1 << 20), b"")) == total
+    assert peaks.info.size == peaks.read == total
+    assert peaks.put_peak < 8 << 20
+    assert peaks.read_peak < 8 << 20

@@ -6,7 +6,6 @@ import hashlib
 import io
 import os
 import stat
-import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from mloop.artifacts import (
 from mloop.artifacts._encryption import DEFAULT_SEGMENT_SIZE, MAGIC, seal
 from mloop.artifacts._memory import MemoryBackend
 from mloop.errors import ConfigError, EncryptionKeyError, IntegrityError
+from tests.unit.artifacts.bounded_memory import stream_through
 
 SEGMENT = DEFAULT_SEGMENT_SIZE
 CANARY = b"PLAINTEXT-CANARY-0123456789-"
@@ -398,34 +398,11 @@ def test_encrypting_and_decrypting_keep_memory_bounded(
 ) -> None:
     store = open_artifact_store(str(tmp_path / "store"), key_provider=kek)
     total = 24 << 20
-    block = os.urandom(1 << 16)
+    peaks = stream_through(store, total)
 
-    class Endless(io.RawIOBase):
-        sent = 0
-
-        def readable(self) -> bool:
-            return True
-
-        def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-            n = min(len(buffer), total - self.sent, len(block))
-            buffer[:n] = block[:n]
-            self.sent += n
-            return n
-
-    tracemalloc.start()
-    try:
-        info = store.put_stream(io.BufferedReader(Endless()))
-        _, put_peak = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        with store.open(info.digest) as reader:
-            read = sum(len(chunk) for chunk in iter(lambda: reader.read(1 << 20), b""))
-        _, get_peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-
-    assert info.size == read == total
-    assert put_peak < 8 << 20
-    assert get_peak < 8 << 20
+    assert peaks.info.size == peaks.read == total
+    assert peaks.put_peak < 8 << 20
+    assert peaks.read_peak < 8 << 20
 
 
 def test_seal_writes_what_the_store_reads(kek: FileKeyProvider) -> None:

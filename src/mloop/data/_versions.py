@@ -33,6 +33,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from mloop._ids import new_id, now_ms
+from mloop._lineage import link_lineage, produced_by
 from mloop.artifacts import ArtifactStore, artifact_store_for
 from mloop.config import Settings, get_settings
 from mloop.data import _sources
@@ -518,33 +519,8 @@ class DatasetRegistry:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _edges(self, conn: Connection, ref: str, run_id: str | None, parents: list[str]) -> None:
-        now = now_ms()
-        edges = [
-            {
-                "src_kind": "dataset",
-                "src_id": parent,
-                "dst_kind": "dataset",
-                "dst_id": ref,
-                "relation": "derived",
-                "created_time": now,
-                "attributes": None,
-            }
-            for parent in parents
-        ]
-        if run_id is not None:
-            edges.append(
-                {
-                    "src_kind": "run",
-                    "src_id": run_id,
-                    "dst_kind": "dataset",
-                    "dst_id": ref,
-                    "relation": "produced",
-                    "created_time": now,
-                    "attributes": None,
-                }
-            )
-        if edges:
-            conn.execute(self._insert(LINEAGE).on_conflict_do_nothing(), edges)
+        derived = [("dataset", parent, "derived") for parent in parents]
+        link_lineage(conn, "dataset", ref, [*derived, *produced_by(run_id)], now_ms())
 
     def _run_exists(self, conn: Connection, run_id: str) -> bool:
         return (

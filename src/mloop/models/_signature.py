@@ -10,7 +10,7 @@ reader; :mod:`mloop.models._signature_infer` maps data to it and
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -31,22 +31,7 @@ DataType = Literal[
     "binary",
     "datetime",
 ]
-NUMERIC_TYPES: frozenset[str] = frozenset(
-    {
-        "bool",
-        "int8",
-        "int16",
-        "int32",
-        "int64",
-        "uint8",
-        "uint16",
-        "uint32",
-        "uint64",
-        "float16",
-        "float32",
-        "float64",
-    }
-)
+NUMERIC_TYPES: frozenset[str] = frozenset(get_args(DataType)) - {"string", "binary", "datetime"}
 
 
 class _Frozen(BaseModel):

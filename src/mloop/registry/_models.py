@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from mloop._ids import new_id, now_ms
+from mloop._lineage import link_lineage, produced_by
 from mloop.errors import Conflict, NotFound
 from mloop.registry import _audit, _names
 from mloop.registry._db import (
@@ -263,33 +263,8 @@ def _link(
     datasets: list[str],
     now: int,
 ) -> None:
-    edges = [
-        {
-            "src_kind": "dataset",
-            "src_id": ref,
-            "dst_kind": LINEAGE_KIND,
-            "dst_id": version_ref,
-            "relation": "trained_on",
-            "created_time": now,
-            "attributes": None,
-        }
-        for ref in datasets
-    ]
-    if run_id is not None:
-        edges.append(
-            {
-                "src_kind": "run",
-                "src_id": run_id,
-                "dst_kind": LINEAGE_KIND,
-                "dst_id": version_ref,
-                "relation": "produced",
-                "created_time": now,
-                "attributes": None,
-            }
-        )
-    if edges:
-        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-        conn.execute(insert(LINEAGE).on_conflict_do_nothing(), edges)
+    trained_on = [("dataset", ref, "trained_on") for ref in datasets]
+    link_lineage(conn, LINEAGE_KIND, version_ref, [*trained_on, *produced_by(run_id)], now)
 
 
 def get_model_version(

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mloop._lazy import lazy_attributes
+
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
@@ -72,82 +74,6 @@ if TYPE_CHECKING:
         start_run,
     )
 
-_TRACKING_NAMES = (
-    "ACTIVE_ONLY",
-    "ALL",
-    "DELETED_ONLY",
-    "ActiveRun",
-    "ArtifactInfo",
-    "Experiment",
-    "Metric",
-    "MloopClient",
-    "Param",
-    "Run",
-    "RunData",
-    "RunInfo",
-    "RunInput",
-    "RunStatus",
-    "RunTag",
-    "TrackingBackend",
-    "active_run",
-    "create_experiment",
-    "end_run",
-    "flush",
-    "get_artifact_uri",
-    "get_experiment",
-    "get_experiment_by_name",
-    "get_metric_history",
-    "get_run",
-    "get_tracking_uri",
-    "last_active_run",
-    "log_artifact",
-    "log_artifacts",
-    "log_dict",
-    "log_figure",
-    "log_input",
-    "log_metric",
-    "log_metrics",
-    "log_param",
-    "log_params",
-    "log_text",
-    "runs_to_frame",
-    "search_runs",
-    "seed_everything",
-    "set_experiment",
-    "set_tag",
-    "set_tags",
-    "set_tracking_uri",
-    "start_run",
-)
-
-# Public name -> the module that defines it.
-_LAZY: dict[str, str] = {
-    **dict.fromkeys(_TRACKING_NAMES, "mloop.tracking"),
-    "MloopError": "mloop.errors",
-    "load_model": "mloop.models",
-    "log_model": "mloop.models",
-}
-
-
-def __getattr__(name: str) -> object:
-    """Import the module behind ``name`` on first use and keep the value as a global, so
-    later look-ups are plain attribute reads."""
-    import importlib
-
-    if name == "data":
-        return importlib.import_module("mloop.data")
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mloop' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, "data"})
-
-
 __all__ = [
     "ACTIVE_ONLY",
     "ALL",
@@ -199,3 +125,16 @@ __all__ = [
     "set_tracking_uri",
     "start_run",
 ]
+
+# Public name -> the module that defines it: the tracking API unless listed here.
+_ELSEWHERE = {
+    "MloopError": "mloop.errors",
+    "load_model": "mloop.models",
+    "log_model": "mloop.models",
+}
+__getattr__, __dir__ = lazy_attributes(
+    __name__,
+    {name: _ELSEWHERE.get(name, "mloop.tracking") for name in __all__ if name != "__version__"},
+    globals(),
+    submodules=("data",),
+)

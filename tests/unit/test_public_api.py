@@ -76,6 +76,13 @@ def test_tracking_api_names_follow_mlflow() -> None:
     assert mlflow_names <= set(mloop.tracking.__all__)
 
 
+def _run_fresh(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); return its stdout."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def _fresh_modules(code: str) -> list[str]:
     """Run ``code`` in a fresh interpreter; return the heavy modules it left loaded."""
     probe = (
@@ -85,9 +92,7 @@ def _fresh_modules(code: str) -> list[str]:
         "'mloop.config', 'mloop.store'}\n"
         "print(','.join(sorted(heavy & set(sys.modules))))"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    return [name for name in result.stdout.strip().split(",") if name]
+    return [name for name in _run_fresh(probe).strip().split(",") if name]
 
 
 def test_importing_mloop_loads_nothing_heavy() -> None:
@@ -113,8 +118,7 @@ def test_every_public_name_resolves_in_a_fresh_process_and_is_listed_by_dir() ->
         "assert mloop.MloopError is mloop.errors.MloopError\n"
         "assert mloop.models.scan_path is mloop.models._scan.scan_path\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    _run_fresh(code)
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

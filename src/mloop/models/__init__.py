@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mloop._lazy import lazy_attributes
+
 if TYPE_CHECKING:
     from mloop.models._flavors import Flavor, Predictor, register_flavor
     from mloop.models._loaded import LoadedModel
@@ -61,22 +63,6 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import the module behind ``name`` on first use and keep the value as a global."""
-    import importlib
-
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'mloop.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
-
 __all__: list[str] = [
     "ColumnSchema",
     "ColumnSpec",
@@ -104,3 +90,5 @@ __all__: list[str] = [
     "verify_package",
     "verify_signature",
 ]
+
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -157,7 +157,7 @@ def list_datasets(
     if not datasets:
         out.print("No datasets yet; `mloop data register NAME SOURCE` adds one.")
         return
-    table = _table()
+    table = _render._table()
     table.add_column("Name", overflow="fold")
     table.add_column("Latest", justify="right")
     table.add_column("Versions", justify="right")
@@ -179,7 +179,7 @@ def _summary(version: DatasetVersion) -> dict[str, Any]:
 
 
 def _versions_table(versions: list[DatasetVersion]) -> Table:
-    table = _table()
+    table = _render._table()
     table.add_column("Ref", overflow="fold")
     table.add_column("Rows", justify="right")
     table.add_column("Files", justify="right")
@@ -241,7 +241,7 @@ def show(
     parents = version.provenance.get("parents") or []
     if parents:
         grid.add_row("Derived from", Text(", ".join(parents)))
-    files = _table(f"Files ({len(version.files)})")
+    files = _render._table(f"Files ({len(version.files)})")
     files.add_column("Path", overflow="fold")
     files.add_column("Format")
     files.add_column("Size", justify="right")
@@ -262,7 +262,7 @@ def show(
 def _changes(changes: list[Any]) -> Any:
     if not changes:
         return Text("All files are as registered.", style="green")
-    table = _table(f"Changed since registration ({len(changes)})")
+    table = _render._table(f"Changed since registration ({len(changes)})")
     table.add_column("Path", overflow="fold")
     table.add_column("Change", style="red")
     table.add_column("Detail", overflow="fold")
@@ -298,7 +298,9 @@ def stats(
 
 
 def _stats_table(statistics: DatasetStatistics) -> Table:
-    table = _table(f"{_count(statistics.num_rows)} rows, {len(statistics.features)} features")
+    table = _render._table(
+        f"{_count(statistics.num_rows)} rows, {len(statistics.features)} features"
+    )
     for header in ("Feature", "Kind", "Missing", "Zeros", "Mean", "Std", "Min", "Median", "Max"):
         table.add_column(header, justify="left" if header in ("Feature", "Kind") else "right")
     table.add_column("Distinct", justify="right")
@@ -400,7 +402,7 @@ def validate(
         if not anomalies:
             out.print(Text("No anomalies.", style="green"))
         else:
-            table = _table(f"Anomalies ({len(anomalies)})")
+            table = _render._table(f"Anomalies ({len(anomalies)})")
             table.add_column("Feature", overflow="fold")
             table.add_column("Kind")
             table.add_column("Severity")
@@ -503,7 +505,7 @@ def _render_json(data: Any) -> str:
 def _drift_table(report: Any) -> Table:
     flagged = len(report.drifted_features())
     verdict = "DRIFT" if report.drifted else "no drift"
-    table = _table(f"{verdict}: {flagged} of {len(report.features)} features drifted")
+    table = _render._table(f"{verdict}: {flagged} of {len(report.features)} features drifted")
     table.add_column("Feature", overflow="fold")
     table.add_column("Type")
     table.add_column("Method")
@@ -541,7 +543,7 @@ def diff(
     if not result.changed:
         out.print(Text("Identical content.", style="green"))
         return
-    files = _table("Files")
+    files = _render._table("Files")
     files.add_column("Change")
     files.add_column("Path", overflow="fold")
     for mark, paths in (
@@ -553,7 +555,7 @@ def diff(
             files.add_row(mark, Text(path))
     parts: list[Any] = [files] if files.row_count else []
     if result.schema_changes:
-        schema = _table("Schema")
+        schema = _render._table("Schema")
         schema.add_column("Column", overflow="fold")
         schema.add_column("Change")
         schema.add_column("Before")
@@ -562,7 +564,7 @@ def diff(
             schema.add_row(Text(c.column, style="bold"), c.change, c.before or "", c.after or "")
         parts.append(schema)
     if result.stat_shifts:
-        shifts = _table("Statistics")
+        shifts = _render._table("Statistics")
         shifts.add_column("Column", overflow="fold")
         shifts.add_column("Statistic")
         shifts.add_column("Before", justify="right")
@@ -630,7 +632,7 @@ def sanitize(
     )
     reasons = _reason_counts(data)
     if reasons:
-        table_out = _table("Reasons")
+        table_out = _render._table("Reasons")
         table_out.add_column("Reason")
         table_out.add_column("Rows", justify="right")
         for reason, count in reasons.items():
@@ -696,19 +698,6 @@ def _reason_counts(report: dict[str, Any]) -> dict[str, int]:
 
 
 # -- helpers ----------------------------------------------------------------------------------
-
-
-def _table(title: str | None = None) -> Table:
-    from rich import box
-
-    return Table(
-        title=title,
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        title_style="bold",
-        pad_edge=False,
-        collapse_padding=True,
-    )
 
 
 def _read_text(path: Path, what: str) -> str:

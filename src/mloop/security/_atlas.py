@@ -46,7 +46,7 @@ MITIGATIONS: tuple[Mitigation, ...] = (
                "server_auth on (MLOOP_SERVER_AUTH=on, or auto beyond loopback)"),
     Mitigation("AML.M0002", "Passive ML Output Obfuscation",
                "guards.output: label only, top-k classes, or probabilities rounded to N digits",
-               "mloop deploy update NAME --output label|top_k|rounded"),
+               "deployment guards: output: label|top_k|rounded (top_k, digits)"),
     Mitigation("AML.M0003", "Model Hardening",
                "none built in: adversarial training and robust losses are the model "
                "author's choice; the run records how a model was trained",
@@ -110,8 +110,9 @@ MITIGATIONS: tuple[Mitigation, ...] = (
                "none: training people is outside a platform's reach (docs/security.md helps)",
                "—"),
     Mitigation("AML.M0019", "Control Access to ML Models and Data in Production",
-               "API keys and a predict role per deployment on the inference server",
-               "guards.auth on (or auto beyond loopback); mloop users grant NAME deployer|… "
+               "API keys on the inference server, checked for the predict right on the "
+               "deployment (scope deployment:NAME)",
+               "guards.auth on (or auto beyond loopback); mloop users grant USER ROLE "
                "--deployment NAME"),
 )  # fmt: skip
 _BY_ID = {m.id: m for m in MITIGATIONS}
@@ -266,6 +267,8 @@ def _load_deployment(name: str, store: MetadataStore | None) -> Any:
             "this mloop has no deployments yet; run `mloop security audit` without a "
             "deployment to audit the registry"
         ) from None
+    if name.startswith("models:/"):  # what `mloop serve models:/…` would serve
+        return module.implicit_deployment(name, store=store)
     return module.get_deployment(name, store=store)
 
 
@@ -279,7 +282,8 @@ def audit(
     settings: Settings | None = None,
     store: MetadataStore | None = None,
 ) -> AuditReport:
-    """Audit the registry and, given a deployment (a name, or a ``Deployment``), that
+    """Audit the registry and, given a deployment (a name, a ``models:/…`` URI for the
+    implicit deployment ``mloop serve`` would make of it, or a ``Deployment``), that
     deployment. ``require`` lists mitigations whose control must be on; the report's
     ``missing`` names those that are not."""
     required = parse_required(require)

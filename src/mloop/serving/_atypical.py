@@ -53,6 +53,7 @@ RANKS: tuple[float, ...] = tuple(
     sorted({round(r, 4) for r in [*np.linspace(0, 1, 101), *np.linspace(0.99, 1, 21)]})
 )
 _RIDGE = 1e-6
+_BELOW, _ABOVE, _INFINITE, _MISSING = 1, 2, 3, 4
 _SHOWN_CHARS = 40
 
 FloatArray = npt.NDArray[np.float64]
@@ -409,14 +410,12 @@ class AtypicalDetector:
         n = matrix.shape[0] if self._numeric else _length(columns)
         scores = self._scores(matrix)
         flags = scores > threshold
-        finite = np.isfinite(matrix)
-        nan = np.isnan(matrix)
-        below = finite & (matrix < self._low)
-        above = finite & (matrix > self._high)
-        infinite = ~finite & ~nan
-        missing = nan & ~self._missing_ok
-        numeric_bad = below | above | infinite | missing
-        flags |= numeric_bad.any(axis=1) if self._numeric else False
+        if self._numeric:  # NaN compares False; ±inf falls outside every band
+            flags |= (
+                (matrix < self._low)
+                | (matrix > self._high)
+                | (np.isnan(matrix) & ~self._missing_ok)
+            ).any(axis=1)
         unseen: dict[str, npt.NDArray[np.bool_]] = {}
         for feature in self._categorical:
             values = columns[feature.name]
@@ -429,11 +428,9 @@ class AtypicalDetector:
             unseen[feature.name] = bad
             flags |= bad
         reasons: list[list[str]] = [[] for _ in range(n)]
-        for row in np.flatnonzero(flags):
-            reasons[row] = self._row_reasons(
-                int(row), matrix, columns, (below, above, infinite, missing), unseen,
-                scores, threshold, quantile,
-            )  # fmt: skip
+        flagged = np.flatnonzero(flags)
+        if flagged.size:  # the only per-row Python work, and only for flagged rows
+            self._explain(reasons, flagged, matrix, columns, unseen, scores, threshold, quantile)
         return AtypicalResult(scores=scores, threshold=threshold, atypical=flags, reasons=reasons)
 
     def reasons(self, batch: Any, quantile: float = 0.99) -> list[list[str]]:
@@ -463,47 +460,60 @@ class AtypicalDetector:
         scores[infinite] = np.inf
         return scores
 
-    def _row_reasons(
+    def _explain(
         self,
-        row: int,
+        reasons: list[list[str]],
+        flagged: npt.NDArray[np.intp],
         matrix: FloatArray,
         columns: Mapping[str, Any],
-        masks: tuple[npt.NDArray[np.bool_], ...],
         unseen: Mapping[str, npt.NDArray[np.bool_]],
         scores: FloatArray,
         threshold: float,
         quantile: float,
-    ) -> list[str]:
-        below, above, infinite, missing = masks
-        out: list[str] = []
-        for j, f in enumerate(self._numeric):
-            value = matrix[row, j]
-            band = f"[{f.low:g}, {f.high:g}]"
-            if below[row, j]:
-                out.append(f"{f.name}={value:g} is below the training range {band}")
-            elif above[row, j]:
-                out.append(f"{f.name}={value:g} is above the training range {band}")
-            elif infinite[row, j]:
-                out.append(f"{f.name}={value:g} is not finite")
-            elif missing[row, j]:
-                out.append(f"{f.name} is missing (it never was in training)")
-        for name, bad in unseen.items():
-            if bad[row]:
-                value = np.asarray(columns[name], dtype=object)[row]
-                if _is_missing(np.array([value], dtype=object))[0]:
-                    out.append(f"{name} is missing (it never was in training)")
-                else:
-                    out.append(f"{name}={_shown(value)} was never seen in training")
-        if scores[row] > threshold and np.isfinite(scores[row]):
-            z = np.abs((matrix[row] - self._center) / self._scale)
-            z = np.where(np.isfinite(z), z, 0.0)
-            worst = int(np.argmax(z))
-            out.append(
-                f"outlier score {scores[row]:.3g} is above {threshold:.3g}, the {quantile:g} "
-                f"quantile of the training rows (most unusual: {self._numeric[worst].name}, "
-                f"{z[worst]:.1f} robust SDs from its median)"
-            )
-        return out
+    ) -> None:
+        """Fill ``reasons`` for the ``flagged`` rows (each feature named)."""
+        sub = matrix[flagged]
+        finite, nan = np.isfinite(sub), np.isnan(sub)
+        sub_codes = (
+            (finite & (sub < self._low)) * _BELOW
+            + (finite & (sub > self._high)) * _ABOVE
+            + (~finite & ~nan) * _INFINITE
+            + (nan & ~self._missing_ok) * _MISSING
+        )
+        z = np.abs((sub - self._center) / self._scale) if self._numeric else sub
+        z = np.where(np.isfinite(z), z, 0.0)
+        worst = z.argmax(axis=1) if self._numeric else np.zeros(len(flagged), dtype=np.intp)
+        outlier = (scores[flagged] > threshold) & np.isfinite(scores[flagged])
+        bad_categories = {name: bad[flagged] for name, bad in unseen.items() if bad.any()}
+        for i, row in enumerate(flagged.tolist()):
+            out = reasons[row]
+            for j in np.flatnonzero(sub_codes[i]).tolist():
+                out.append(self._numeric_reason(j, int(sub_codes[i, j]), float(sub[i, j])))
+            for name, bad in bad_categories.items():
+                if bad[i]:
+                    value = columns[name][row]
+                    if value is None or (isinstance(value, float) and math.isnan(value)):
+                        out.append(f"{name} is missing (it never was in training)")
+                    else:
+                        out.append(f"{name}={_shown(value)} was never seen in training")
+            if outlier[i]:
+                k = int(worst[i])
+                out.append(
+                    f"outlier score {scores[row]:.3g} is above {threshold:.3g}, the "
+                    f"{quantile:g} quantile of the training rows (most unusual: "
+                    f"{self._numeric[k].name}, {z[i, k]:.1f} robust SDs from its median)"
+                )
+
+    def _numeric_reason(self, j: int, code: int, value: float) -> str:
+        f = self._numeric[j]
+        band = f"[{f.low:g}, {f.high:g}]"
+        if code == _BELOW:
+            return f"{f.name}={value:g} is below the training range {band}"
+        if code == _ABOVE:
+            return f"{f.name}={value:g} is above the training range {band}"
+        if code == _INFINITE:
+            return f"{f.name}={value:g} is not finite"
+        return f"{f.name} is missing (it never was in training)"
 
 
 # -- helpers --------------------------------------------------------------------------------

@@ -236,3 +236,35 @@ def test_a_dead_redis_is_not_asked_again_until_the_retry_interval_passes(
     assert still_refused == pytest.approx(30.0)
     assert degraded
     assert back is None
+
+
+def test_all_or_nothing_across_replicas(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+    """A key's tokens are not spent on requests the shared deployment bucket refuses."""
+    a = RedisRateLimiter(redis_url, prefix=redis_prefix)
+    b = RedisRateLimiter(redis_url, prefix=redis_prefix)
+    per_key, per_deployment = Limit(NO_REFILL, 5), Limit(NO_REFILL, 3)
+
+    async def scenario() -> tuple[list[float | None], int]:
+        try:
+            calls = [
+                (a if i % 2 else b).acquire_all(
+                    [
+                        (f"key:{'alice' if i % 3 else 'bob'}", per_key),
+                        ("deployment", per_deployment),
+                    ]
+                )
+                for i in range(40)
+            ]
+            answers = list(await asyncio.gather(*calls))
+            left_for_alice = 0
+            while await a.acquire("key:alice", per_key) is None:
+                left_for_alice += 1
+            return answers, left_for_alice
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    answers, left_for_alice = run(scenario)
+    assert sum(x is None for x in answers) == 3
+    granted_to_alice = sum(x is None for i, x in enumerate(answers) if i % 3)
+    assert left_for_alice == 5 - granted_to_alice

@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,9 +70,29 @@ class RateLimiter(Protocol):
         token is back (what a 429 response sends as ``Retry-After``)."""
         ...
 
+    async def acquire_all(self, buckets: Sequence[tuple[str, RateLimitLike]]) -> float | None:
+        """Take one token from every bucket, or from none: None when all had one, else the
+        longest wait among those that did not. A request refused by the per-deployment
+        bucket thus costs its API key's bucket nothing."""
+        ...
+
     async def aclose(self) -> None:
         """Release connections; the limiter must not be used afterwards."""
         ...
+
+
+def _checked_buckets(
+    buckets: Sequence[tuple[str, RateLimitLike]],
+) -> list[tuple[str, float, int]]:
+    """``(name, rate, burst)`` per bucket, each name once (the first limit given wins)."""
+    out: list[tuple[str, float, int]] = []
+    seen: set[str] = set()
+    for name, limit in buckets:
+        rate, burst = check_limit(limit)
+        if name not in seen:
+            seen.add(name)
+            out.append((name, rate, burst))
+    return out
 
 
 def check_limit(limit: RateLimitLike) -> tuple[float, int]:
@@ -104,29 +124,42 @@ class InMemoryRateLimiter:
         self._buckets: dict[str, tuple[float, float, float, int]] = {}  # tokens, t, rate, burst
 
     async def acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
-        return self.try_acquire(bucket, limit)
+        return self.try_acquire_all([(bucket, limit)])
+
+    async def acquire_all(self, buckets: Sequence[tuple[str, RateLimitLike]]) -> float | None:
+        return self.try_acquire_all(buckets)
 
     def try_acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
         """The synchronous form of :meth:`acquire` (it never waits for anything)."""
-        rate, burst = check_limit(limit)
+        return self.try_acquire_all([(bucket, limit)])
+
+    def try_acquire_all(self, buckets: Sequence[tuple[str, RateLimitLike]]) -> float | None:
+        """The synchronous form of :meth:`acquire_all`."""
+        checked = _checked_buckets(buckets)
         with self._lock:
             now = self._clock()
-            state = self._buckets.get(bucket)
-            if state is None:
-                tokens, last = float(burst), now
-            else:
-                tokens, last = state[0], state[1]
-                if now > last:
-                    tokens = min(float(burst), tokens + (now - last) * rate)
-                    last = now
+            refilled: list[tuple[str, float, float, float, int]] = []
+            wait = 0.0
+            for name, rate, burst in checked:
+                state = self._buckets.get(name)
+                if state is None:
+                    tokens, last = float(burst), now
+                else:
+                    tokens, last = state[0], state[1]
+                    if now > last:
+                        tokens = tokens + (now - last) * rate
+                        last = now
                 tokens = min(tokens, float(burst))  # the burst may have shrunk
-            if tokens >= 1.0 - _EPSILON:
-                self._buckets[bucket] = (max(tokens - 1.0, 0.0), last, rate, burst)
-                if len(self._buckets) > self._max_buckets:
-                    self._sweep(now)
-                return None
-            self._buckets[bucket] = (tokens, last, rate, burst)
-            return (1.0 - tokens) / rate
+                if tokens < 1.0 - _EPSILON:
+                    wait = max(wait, (1.0 - tokens) / rate)
+                refilled.append((name, tokens, last, rate, burst))
+            granted = wait == 0.0
+            for name, tokens, last, rate, burst in refilled:
+                left = max(tokens - 1.0, 0.0) if granted else tokens
+                self._buckets[name] = (left, last, rate, burst)
+            if len(self._buckets) > self._max_buckets:
+                self._sweep(now)
+            return None if granted else wait
 
     def _sweep(self, now: float) -> None:
         """Forget buckets that are full again: a fresh bucket behaves the same."""
@@ -146,36 +179,48 @@ class InMemoryRateLimiter:
             self._buckets.clear()
 
 
-# KEYS[1] the bucket; ARGV rate (tokens/s), burst. Returns "0" when granted, else the
-# seconds until a token is back. Numbers go through strings: Redis truncates Lua numbers
-# to integers on the way out. The key expires once the bucket would be full again.
-# replicate_commands lets Redis 3.2-4 write after TIME (5+ always replicates effects).
+# KEYS the buckets; ARGV rate (tokens/s) and burst per bucket, in pairs. Either every
+# bucket gives a token or none does. Returns "0" when granted, else the longest wait in
+# seconds. Numbers go through strings: Redis truncates Lua numbers to integers on the way
+# out. Each key expires once its bucket would be full again. replicate_commands lets
+# Redis 3.2-4 write after TIME (5+ always replicates effects).
 TOKEN_BUCKET_LUA = """
 if redis.replicate_commands then redis.replicate_commands() end
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil or ts == nil then
-  tokens = burst
-  ts = now
-elseif now > ts then
-  tokens = math.min(burst, tokens + (now - ts) * rate)
-  ts = now
-end
-tokens = math.min(tokens, burst)
+local tokens, stamps = {}, {}
 local wait = 0
-if tokens >= 1 - 1e-9 then
-  tokens = math.max(tokens - 1, 0)
-else
-  wait = (1 - tokens) / rate
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tk = tonumber(state[1])
+  local ts = tonumber(state[2])
+  if tk == nil or ts == nil then
+    tk = burst
+    ts = now
+  elseif now > ts then
+    tk = tk + (now - ts) * rate
+    ts = now
+  end
+  tk = math.min(tk, burst)
+  if tk < 1 - 1e-9 then
+    wait = math.max(wait, (1 - tk) / rate)
+  end
+  tokens[i] = tk
+  stamps[i] = ts
 end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens),
-           'ts', string.format('%.17g', ts))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+for i = 1, #KEYS do
+  local rate = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tk = tokens[i]
+  if wait == 0 then
+    tk = math.max(tk - 1, 0)
+  end
+  redis.call('HSET', KEYS[i], 'tokens', string.format('%.17g', tk),
+             'ts', string.format('%.17g', stamps[i]))
+  redis.call('PEXPIRE', KEYS[i], math.ceil((burst - tk) / rate * 1000) + 1000)
+end
 return string.format('%.17g', wait)
 """
 TOKEN_BUCKET_SHA = hashlib.sha1(TOKEN_BUCKET_LUA.encode()).hexdigest()
@@ -280,11 +325,16 @@ class RedisRateLimiter:
             return client
 
     async def acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
-        rate, burst = check_limit(limit)
+        return await self.acquire_all([(bucket, limit)])
+
+    async def acquire_all(self, buckets: Sequence[tuple[str, RateLimitLike]]) -> float | None:
+        checked = _checked_buckets(buckets)
+        if not checked:
+            return None
         if self.degraded:
-            return await self._when_down(bucket, limit)
+            return self._when_down(buckets)
         try:
-            wait = float(await self._run(self.prefix + bucket, rate, burst))
+            wait = float(await self._run(checked))
         except Exception as exc:
             if not self._is_outage(exc):
                 raise
@@ -300,22 +350,23 @@ class RedisRateLimiter:
                     self.on_error,
                     self.retry_interval,
                 )
-            return await self._when_down(bucket, limit)
+            return self._when_down(buckets)
         if self._down_until > float("-inf"):
             self._down_until = float("-inf")
             logger.warning("rate limiter: Redis at %s answers again", redact_url(self.url))
         return None if wait <= 0 else wait
 
-    async def _run(self, key: str, rate: float, burst: int) -> Any:
+    async def _run(self, checked: Sequence[tuple[str, float, int]]) -> Any:
         from redis.exceptions import NoScriptError
 
         client = self._client()
-        args = (repr(rate), str(burst))
+        keys = [self.prefix + name for name, _, _ in checked]
+        args = [value for _, rate, burst in checked for value in (repr(rate), str(burst))]
         try:
-            return await client.evalsha(TOKEN_BUCKET_SHA, 1, key, *args)
+            return await client.evalsha(TOKEN_BUCKET_SHA, len(keys), *keys, *args)
         except NoScriptError:
             # EVAL runs the script and caches it, so the next call's EVALSHA finds it.
-            return await client.eval(TOKEN_BUCKET_LUA, 1, key, *args)
+            return await client.eval(TOKEN_BUCKET_LUA, len(keys), *keys, *args)
 
     @staticmethod
     def _is_outage(exc: Exception) -> bool:
@@ -332,12 +383,12 @@ class RedisRateLimiter:
             | asyncio.TimeoutError,
         )
 
-    async def _when_down(self, bucket: str, limit: RateLimitLike) -> float | None:
+    def _when_down(self, buckets: Sequence[tuple[str, RateLimitLike]]) -> float | None:
         if self.on_error == "open":
             return None
         if self.on_error == "closed":
             return max(self._down_until - self._clock(), _EPSILON)
-        return self._fallback.try_acquire(bucket, limit)
+        return self._fallback.try_acquire_all(buckets)
 
     async def aclose(self) -> None:
         with self._lock:

@@ -219,3 +219,53 @@ def test_passwords_never_reach_repr_or_messages() -> None:
     assert redact_url(url) == "redis://default:***@cache.internal:6380/1"
     assert "hunter2" not in repr(RedisRateLimiter(url))
     assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_a_refusal_by_one_bucket_costs_the_others_nothing() -> None:
+    limiter = InMemoryRateLimiter(clock=Clock())
+    per_key, per_deployment = Limit(1e-6, 5), Limit(1e-6, 1)
+    both = [("key:alice", per_key), ("deployment:iris", per_deployment)]
+    assert limiter.try_acquire_all(both) is None
+    for _ in range(3):
+        assert limiter.try_acquire_all(both) == pytest.approx(1e6)  # the deployment is dry
+    granted = sum(limiter.try_acquire("key:alice", per_key) is None for _ in range(10))
+    assert granted == 4  # 5 - the one granted request: the refusals took nothing
+
+
+def test_a_bucket_named_twice_gives_one_token_and_none_gives_a_pass() -> None:
+    limiter = InMemoryRateLimiter(clock=Clock())
+    limit = Limit(1e-6, 2)
+    assert limiter.try_acquire_all([("k", limit), ("k", limit)]) is None
+    assert limiter.try_acquire("k", limit) is None
+    assert limiter.try_acquire("k", limit) is not None
+    assert limiter.try_acquire_all([]) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    key_limit=limits,
+    deployment_limit=limits,
+    plan=st.lists(
+        st.tuples(st.floats(0.0, 2.0, allow_nan=False), st.sampled_from(["a", "b"])),
+        max_size=80,
+    ),
+)
+def test_all_or_nothing_keeps_every_bucket_within_its_bound(
+    key_limit: Limit, deployment_limit: Limit, plan: list[tuple[float, str]]
+) -> None:
+    clock = Clock()
+    limiter = InMemoryRateLimiter(clock=clock)
+    grants: dict[str, list[float]] = {"a": [], "b": [], "deployment": []}
+    for dt, key in plan:
+        clock.now += dt
+        wait = limiter.try_acquire_all([(key, key_limit), ("deployment", deployment_limit)])
+        if wait is None:
+            grants[key].append(clock.now)
+            grants["deployment"].append(clock.now)
+        else:
+            assert wait > 0
+    for name, times in grants.items():
+        limit = deployment_limit if name == "deployment" else key_limit
+        for i, start in enumerate(times):
+            for j in range(i, len(times)):
+                assert j - i + 1 <= limit.burst + limit.rate * (times[j] - start) + 1e-6

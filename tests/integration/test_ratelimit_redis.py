@@ -148,30 +148,53 @@ def test_the_bucket_key_expires_once_the_bucket_would_be_full(
             await limiter.aclose()
 
     run(scenario)
-    ttl_ms = redis.Redis.from_url(redis_url).pttl(f"{redis_prefix}k")
+    admin = redis.Redis.from_url(redis_url)
+    ttl_ms = admin.pttl(f"{redis_prefix}k")
+    admin.close()
     assert 0 < ttl_ms <= 1100 + 100  # one token to refill (100 ms) + 1 s of slack
 
 
 def test_the_script_is_loaded_again_after_a_script_flush(own_redis: RedisServer) -> None:  # noqa: F811
     limiter = RedisRateLimiter(own_redis.url)
-    limit = Limit(rate=NO_REFILL, burst=2)
+    limit = Limit(rate=NO_REFILL, burst=6)
     admin = redis.Redis.from_url(own_redis.url)
 
-    async def scenario() -> list[float | None]:
+    async def scenario() -> tuple[float | None, list[float | None]]:
         try:
             first = await limiter.acquire("k", limit)  # EVALSHA misses, EVAL loads it
             admin.script_flush()
-            second = await limiter.acquire("k", limit)
-            third = await limiter.acquire("k", limit)
-            return [first, second, third]
+            # one pipeline of EVALSHAs that all miss, then one of EVALs
+            rest = await asyncio.gather(*(limiter.acquire("k", limit) for _ in range(8)))
+            return first, list(rest)
         finally:
             await limiter.aclose()
 
-    first, second, third = run(scenario)
+    first, rest = run(scenario)
     assert first is None
-    assert second is None
-    assert third is not None
+    assert sum(r is None for r in rest) == 5
     assert not limiter.degraded
+    admin.close()
+
+
+def test_a_caller_that_gives_up_does_not_disturb_the_others(
+    redis_url: str,  # noqa: F811
+    redis_prefix: str,  # noqa: F811
+) -> None:
+    limiter = RedisRateLimiter(redis_url, prefix=redis_prefix)
+    limit = Limit(rate=NO_REFILL, burst=100)
+
+    async def scenario() -> list[float | None]:
+        try:
+            tasks = [asyncio.ensure_future(limiter.acquire("k", limit)) for _ in range(20)]
+            await asyncio.sleep(0)
+            tasks[3].cancel()
+            done = await asyncio.gather(*tasks, return_exceptions=True)
+            assert isinstance(done[3], asyncio.CancelledError)
+            return [d for i, d in enumerate(done) if i != 3]
+        finally:
+            await limiter.aclose()
+
+    assert run(scenario) == [None] * 19
 
 
 @pytest.mark.parametrize("mode", ["local", "closed", "open"])

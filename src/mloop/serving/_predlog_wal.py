@@ -1,0 +1,317 @@
+"""The write-ahead file under the prediction log: framing, appends, durable segments.
+
+A request is acknowledged only after its record is in a local file the kernel holds (and,
+with ``fsync="always"`` or ``"group"``, on the disk), so ``kill -9`` never loses an
+answered request. Object storage cannot append, so records land here first and the
+compactor turns closed segments into Parquet later.
+
+Segment file: the 8-byte header ``MLPWAL01`` (format version 1), then frames::
+
+    length: u32 little-endian | crc32(length bytes + payload): u32 little-endian | payload
+
+The CRC covers the length too, so a damaged length is caught like a damaged payload.
+Payloads are orjson objects (they start with ``{``), which lets the reader find the next
+frame again after damage in the middle of a file (see :func:`scan_frames`).
+
+Segments are named ``<uuid>.wal``. The writer holds an exclusive ``flock`` on its open
+segment; a segment whose lock can be taken is closed (rolled, or left by a process that
+died) and is fair game for the compactor. Several server processes can share one
+directory: each owns only the segment it has locked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mloop.errors import ConfigError
+
+HEADER = b"MLPWAL01"
+_FRAME = struct.Struct("<II")
+MAX_PAYLOAD = 64 << 20
+SUFFIX = ".wal"
+_TMP_SUFFIX = ".wal.tmp"
+
+SyncPolicy = Literal["always", "group", "off"]
+SYNC_POLICIES: tuple[str, ...] = ("always", "group", "off")
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """One framed record; raises ``ValueError`` for a payload the reader would refuse."""
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"a log record is {len(payload)} bytes; the limit is {MAX_PAYLOAD}")
+    length = len(payload).to_bytes(4, "little")
+    return length + zlib.crc32(payload, zlib.crc32(length)).to_bytes(4, "little") + payload
+
+
+@dataclass
+class Scan:
+    """What a segment holds: ``frames`` as (byte offset, payload); ``damaged`` counts the
+    stretches skipped in the middle of the file (records there are lost); ``torn`` says the
+    file ended inside a frame (a write that was cut off, so never acknowledged)."""
+
+    frames: list[tuple[int, bytes]] = field(default_factory=list)
+    damaged: int = 0
+    torn: bool = False
+
+
+def _frame_at(data: bytes, pos: int) -> int:
+    """The payload length of a valid frame starting at ``pos``, or -1."""
+    if pos + _FRAME.size > len(data):
+        return -1
+    length, crc = _FRAME.unpack_from(data, pos)
+    end = pos + _FRAME.size + length
+    if length > MAX_PAYLOAD or end > len(data):
+        return -1
+    body = memoryview(data)[pos + _FRAME.size : end]
+    if zlib.crc32(body, zlib.crc32(data[pos : pos + 4])) != crc:
+        return -1
+    return int(length)
+
+
+def _resync(data: bytes, start: int) -> int:
+    """The offset of the next valid frame after damage at ``start``, or -1. Candidates are
+    the positions eight bytes before a ``{`` (every payload is a JSON object), so a long
+    damaged stretch is skipped without checking a CRC at every byte."""
+    brace = data.find(b"{", start + _FRAME.size + 1)
+    while brace != -1:
+        pos = brace - _FRAME.size
+        if _frame_at(data, pos) >= 0:
+            return pos
+        brace = data.find(b"{", brace + 1)
+    return -1
+
+
+def scan_frames(data: bytes) -> Scan:
+    """Every intact frame of a segment body (without its header).
+
+    A frame that fails its check is skipped when a valid frame follows it (damage in the
+    middle: that record is lost, the ones after it are kept and ``damaged`` counts it); when
+    nothing valid follows, the file ends in a torn write, which was never acknowledged.
+    """
+    scan = Scan()
+    pos = 0
+    while pos < len(data):
+        length = _frame_at(data, pos)
+        if length >= 0:
+            scan.frames.append((pos, data[pos + _FRAME.size : pos + _FRAME.size + length]))
+            pos += _FRAME.size + length
+            continue
+        following = _resync(data, pos)
+        if following < 0:
+            scan.torn = True
+            break
+        scan.damaged += 1
+        pos = following
+    return scan
+
+
+def read_segment(path: Path) -> Scan:
+    """The frames of one segment file; a file without the header holds nothing readable."""
+    data = path.read_bytes()
+    if not data.startswith(HEADER):
+        return Scan(torn=bool(data))
+    scan = scan_frames(data[len(HEADER) :])
+    scan.frames = [(offset + len(HEADER), payload) for offset, payload in scan.frames]
+    return scan
+
+
+def segment_id(path: Path) -> str:
+    return path.name.removesuffix(SUFFIX)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a create, rename or unlink in ``folder`` itself durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _Segment:
+    def __init__(self, directory: Path) -> None:
+        self.id = uuid.uuid4().hex
+        tmp = directory / f"{self.id}{_TMP_SUFFIX}"
+        self.path = directory / f"{self.id}{SUFFIX}"
+        self.fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_all(self.fd, HEADER)
+            os.fsync(self.fd)
+            # Renamed only once locked, so the compactor never sees an unlocked live segment.
+            os.replace(tmp, self.path)
+            fsync_dir(directory)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.size = len(HEADER)
+        self.records = 0
+        self.opened = time.monotonic()
+
+    def close(self) -> None:
+        os.close(self.fd)  # releases the flock: the segment is now closed and compactable
+
+
+class WalWriter:
+    """Appends framed records to the current segment of one directory.
+
+    ``sync``: ``"always"`` fsyncs every append before it returns; ``"group"`` lets appends
+    from concurrent threads share one fsync (each still returns only once its own bytes are
+    on disk); ``"off"`` hands the bytes to the kernel only — safe against a killed process,
+    not against a power cut.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        sync: SyncPolicy = "always",
+        roll_bytes: int = 64 << 20,
+    ) -> None:
+        if sync not in SYNC_POLICIES:
+            raise ConfigError(
+                f"unknown fsync policy {sync!r}; use one of {', '.join(SYNC_POLICIES)}"
+            )
+        self.directory = directory
+        self.sync = sync
+        self.roll_bytes = roll_bytes
+        directory.mkdir(parents=True, exist_ok=True)
+        self._cond = threading.Condition()
+        self._segment: _Segment | None = None
+        self._written = 0
+        self._synced = 0
+        self._syncing = False
+        self._closed = False
+
+    def append(self, payloads: Sequence[bytes]) -> None:
+        """Write ``payloads`` (one write call) and return once they are durable per policy."""
+        data = b"".join(encode_frame(p) for p in payloads)
+        with self._cond:
+            segment = self._current()
+            _write_all(segment.fd, data)
+            segment.size += len(data)
+            segment.records += len(payloads)
+            self._written += 1
+            mine = self._written
+            if self.sync == "always":
+                os.fsync(segment.fd)
+                self._synced = mine
+            elif self.sync == "group":
+                self._wait_synced(mine)
+            if segment.size >= self.roll_bytes:
+                self._roll_locked()
+
+    def _wait_synced(self, mine: int) -> None:
+        while self._synced < mine:
+            if self._syncing:
+                self._cond.wait()
+                continue
+            target, fd = self._written, self._segment.fd if self._segment else -1
+            self._syncing = True
+            self._cond.release()
+            try:
+                os.fsync(fd)
+            finally:
+                self._cond.acquire()
+                self._syncing = False
+                self._synced = max(self._synced, target)
+                self._cond.notify_all()
+
+    def _current(self) -> _Segment:
+        if self._closed:
+            raise ConfigError("the prediction log is closed; open a new PredictionLog")
+        if self._segment is None:
+            self._segment = _Segment(self.directory)
+        return self._segment
+
+    def _roll_locked(self) -> None:
+        while self._syncing:
+            self._cond.wait()
+        segment, self._segment = self._segment, None
+        if segment is None:
+            return
+        if self._synced < self._written and self.sync != "off":
+            os.fsync(segment.fd)
+        self._synced = self._written
+        segment.close()
+
+    def roll(self, *, older_than: float = 0.0) -> bool:
+        """Close the current segment if it holds records and is at least ``older_than``
+        seconds old, so the compactor can take it; True when one was closed."""
+        with self._cond:
+            segment = self._segment
+            if segment is None or segment.records == 0:
+                return False
+            if time.monotonic() - segment.opened < older_than:
+                return False
+            self._roll_locked()
+            return True
+
+    def close(self) -> None:
+        with self._cond:
+            self._roll_locked()
+            self._closed = True
+
+
+@contextmanager
+def claimed(path: Path) -> Iterator[bool]:
+    """Lock a closed segment for compaction; yields False when it is live (another writer
+    holds it) or already gone (another compactor took it)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        yield same
+    finally:
+        os.close(fd)
+
+
+def segments(directory: Path) -> list[Path]:
+    """The segment files of ``directory``, oldest first (by modification time, then name)."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.glob(f"*{SUFFIX}"):
+        try:
+            found.append((path.stat().st_mtime_ns, path.name, path))
+        except FileNotFoundError:
+            continue
+    return [path for _, _, path in sorted(found)]
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete half-created segments of dead writers (they never held a record)."""
+    if not directory.is_dir():
+        return
+    for path in directory.glob(f"*{_TMP_SUFFIX}"):
+        with claimed(path) as ok:
+            if ok:
+                path.unlink(missing_ok=True)

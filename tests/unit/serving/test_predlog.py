@@ -1,0 +1,229 @@
+"""The prediction log: durable appends, compaction to Parquet, reads that merge both."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import orjson
+import polars as pl
+import pytest
+
+from mloop.errors import ConfigError, InvalidInput
+from mloop.serving._predlog import PredictionLog, PredictionRecord, read_predictions
+from mloop.serving._predlog_wal import encode_frame, segments
+
+HOUR = 3_600_000
+T0 = int(datetime(2026, 3, 1, 10, 30, tzinfo=UTC).timestamp() * 1000)
+
+
+def record(
+    n: int, *, time_ms: int = T0, deployment: str = "iris", **changes: object
+) -> PredictionRecord:
+    fields: dict[str, object] = {
+        "request_id": f"req-{n}",
+        "time_ms": time_ms + n,
+        "deployment": deployment,
+        "model": "iris",
+        "version": 3,
+        "role": "primary",
+        "inputs": {"x": [[5.1, 3.5, 1.4, 0.2]]},
+        "outputs": {"label": ["setosa"]},
+        "latency_ms": 1.25,
+        "guards": {"atypical": 0.1},
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+    }
+    fields.update(changes)
+    return PredictionRecord(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> str:
+    return str(tmp_path / "log")
+
+
+@pytest.fixture
+def log(root: str) -> PredictionLog:
+    return PredictionLog(root, compact_interval=None)
+
+
+def ids(table: object) -> list[str]:
+    return table.column("request_id").to_pylist()  # type: ignore[attr-defined,no-any-return]
+
+
+def test_round_trip_before_and_after_compaction(log: PredictionLog, root: str) -> None:
+    log.append(record(0))
+    log.append_many([record(1), record(2, role="shadow", needs_review=True)])
+
+    before = read_predictions(root, "iris")
+    assert log.compact_now() == 3
+    after = read_predictions(root, "iris")
+
+    assert before.to_pylist() == after.to_pylist()
+    row = after.to_pylist()[2]
+    assert row["request_id"] == "req-2"
+    assert row["deployment"] == "iris"
+    assert row["role"] == "shadow"
+    assert row["needs_review"] is True
+    assert orjson.loads(row["inputs"]) == {"x": [[5.1, 3.5, 1.4, 0.2]]}
+    assert orjson.loads(row["guards"]) == {"atypical": 0.1}
+    assert row["time"] == datetime.fromtimestamp((T0 + 2) / 1000, UTC)
+    assert segments(log.wal_root / "iris" / "predictions") == []
+    log.close()
+
+
+def test_numpy_inputs_are_stored_as_json(log: PredictionLog, root: str) -> None:
+    log.append(record(0, inputs=np.array([[1.0, 2.0]]), outputs=np.array([0.25])))
+    log.close()
+
+    row = read_predictions(root, "iris").to_pylist()[0]
+    assert (orjson.loads(row["inputs"]), orjson.loads(row["outputs"])) == ([[1.0, 2.0]], [0.25])
+
+
+def test_parquet_layout_is_hive_partitioned_and_polars_reads_it(
+    log: PredictionLog, root: str
+) -> None:
+    log.append_many([record(0), record(1, time_ms=T0 + HOUR), record(2, deployment="other")])
+    log.close()
+
+    parts = sorted(str(p.relative_to(root)) for p in Path(root).rglob("*.parquet"))
+    assert [p.rsplit("/", 1)[0] for p in parts] == [
+        "deployment=iris/date=2026-03-01/hour=10",
+        "deployment=iris/date=2026-03-01/hour=11",
+        "deployment=other/date=2026-03-01/hour=10",
+    ]
+    frame = pl.scan_parquet(f"{root}/deployment=*/*/*/*.parquet", hive_partitioning=True).collect()
+    assert sorted(zip(frame["request_id"], frame["deployment"], frame["hour"], strict=True)) == [
+        ("req-0", "iris", 10),
+        ("req-1", "iris", 11),
+        ("req-2", "other", 10),
+    ]
+
+
+def test_since_and_until(log: PredictionLog, root: str) -> None:
+    log.append_many([record(n, time_ms=T0 + n * HOUR) for n in range(4)])
+    log.compact_now()
+    log.append(record(9, time_ms=T0 + 2 * HOUR))  # still in the WAL
+
+    window = read_predictions(
+        root, "iris", since=T0 + HOUR, until=datetime(2026, 3, 1, 12, 30, 0, 10000)
+    )
+    assert ids(window) == ["req-1", "req-2", "req-9"]
+    assert read_predictions(root, "iris", since=T0 + 10 * HOUR).num_rows == 0
+    log.close()
+
+
+def test_torn_tail_of_a_crashed_writer_is_dropped_and_the_rest_recovered(
+    root: str, tmp_path: Path
+) -> None:
+    crashed = PredictionLog(root, compact_interval=None)
+    crashed.append_many([record(0), record(1)])
+    (segment,) = segments(crashed.wal_root / "iris" / "predictions")
+    with segment.open("ab") as stream:  # a write cut off by the crash: never acknowledged
+        stream.write(encode_frame(orjson.dumps(record(2)))[:-5])
+    copy = tmp_path / "copy.wal"
+    shutil.copy(segment, copy)
+    crashed._log._writers.clear()  # the process "died" without closing: simulate with a copy
+    crashed._log.close(compact=False)
+    segment.unlink(missing_ok=True)
+    shutil.copy(copy, segment)
+
+    assert ids(read_predictions(root, "iris")) == ["req-0", "req-1"]
+    reopened = PredictionLog(root, compact_interval=None)
+    assert reopened.compact_now() == 2
+    reopened.close()
+    assert ids(read_predictions(root, "iris")) == ["req-0", "req-1"]
+
+
+def test_compaction_is_idempotent(log: PredictionLog, root: str, tmp_path: Path) -> None:
+    log.append_many([record(0), record(1, time_ms=T0 + HOUR)])
+    log._log.writer("iris").roll()
+    (segment,) = segments(log.wal_root / "iris" / "predictions")
+    kept = tmp_path / "segment"
+    shutil.copy(segment, kept)
+    assert log.compact_now() == 2
+    parts = sorted(Path(root).rglob("*.parquet"))
+
+    shutil.copy(kept, segment)  # a crash after the Parquet write, before the delete
+    assert ids(read_predictions(root, "iris")) == ["req-0", "req-1"]  # WAL + Parquet, once
+    assert log.compact_now() == 2
+    assert sorted(Path(root).rglob("*.parquet")) == parts  # same part names, rewritten
+    assert ids(read_predictions(root, "iris")) == ["req-0", "req-1"]
+    log.close()
+
+
+def test_a_request_answered_twice_is_kept_twice(log: PredictionLog, root: str) -> None:
+    log.append_many([record(0), record(0, role="shadow", model="iris-v2")])
+    log.close()
+
+    table = read_predictions(root, "iris")
+    assert ids(table) == ["req-0", "req-0"]
+    assert sorted(table.column("role").to_pylist()) == ["primary", "shadow"]
+
+
+def test_background_compaction(root: str) -> None:
+    import time
+
+    log = PredictionLog(root, roll_interval=0.0, compact_interval=0.05)
+    log.append(record(0))
+    deadline = time.monotonic() + 10
+    while not list(Path(root).rglob("*.parquet")):
+        assert time.monotonic() < deadline, "the compactor never ran"
+        time.sleep(0.02)
+    log.close()
+    assert ids(read_predictions(root, "iris")) == ["req-0"]
+
+
+def test_bad_deployment_names_and_closed_logs(log: PredictionLog, root: str) -> None:
+    with pytest.raises(InvalidInput, match=r"deployment name '\.\./x' is not valid"):
+        log.append(record(0, deployment="../x"))
+    with pytest.raises(InvalidInput, match="not valid"):
+        read_predictions(root, "a/b")
+    log.close()
+    with pytest.raises(ConfigError, match="closed"):
+        log.append(record(1))
+
+
+def test_unknown_fsync_policy(root: str) -> None:
+    with pytest.raises(ConfigError, match="unknown fsync policy 'maybe'"):
+        PredictionLog(root, fsync="maybe")
+
+
+@pytest.mark.parametrize("fsync", [True, False, "group"])
+def test_every_policy_logs(root: str, fsync: bool | str) -> None:
+    with PredictionLog(root, fsync=fsync, compact_interval=None) as log:
+        log.append(record(0))
+    assert ids(read_predictions(root, "iris")) == ["req-0"]
+
+
+def test_default_root_and_wal_come_from_settings(tmp_path: Path) -> None:
+    with PredictionLog(compact_interval=None) as log:
+        log.append(record(0))
+        assert log.wal_root == (tmp_path / "mloop-home" / "wal").absolute()
+    assert (tmp_path / "mloop-home" / "predictions" / "deployment=iris").is_dir()
+    assert ids(read_predictions(None, "iris")) == ["req-0"]
+
+
+@pytest.mark.s3
+def test_s3_root(s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOOP_S3_ENDPOINT_URL", moto_endpoint)
+    root = f"s3://{s3_bucket}/logs"
+    with PredictionLog(root, compact_interval=None) as log:
+        log.append_many([record(0), record(1, time_ms=T0 + HOUR)])
+        assert ids(read_predictions(root, "iris")) == ["req-0", "req-1"]
+
+    assert ids(read_predictions(root, "iris")) == ["req-0", "req-1"]
+    import boto3
+
+    keys = [
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(Bucket=s3_bucket)[
+            "Contents"
+        ]
+    ]
+    assert sorted(k.rsplit("/", 1)[0] for k in keys) == [
+        "logs/deployment=iris/date=2026-03-01/hour=10",
+        "logs/deployment=iris/date=2026-03-01/hour=11",
+    ]

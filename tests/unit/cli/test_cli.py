@@ -426,3 +426,32 @@ def test_unreachable_tracking_server_is_one_line(
     assert code == 2
     assert out == ""
     assert "127.0.0.1:9" in one_error_line(err)
+
+
+def test_the_command_tree_is_built_once_and_reused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`main` keeps the Click tree it built (building it inspects every command); the
+    reused tree still maps a usage error and a library error to exit 2 with one line."""
+    import typer.main
+
+    from mloop.cli import _app
+
+    _app._run_command.cache_clear()
+    built: list[object] = []
+    real = typer.main.get_command
+
+    def counting(app: Any) -> Any:
+        built.append(app)
+        return real(app)
+
+    monkeypatch.setattr(typer.main, "get_command", counting)
+    code, out, _ = run_cli(capsys, "--version")
+    assert (code, out.strip()) == (0, f"mloop {mloop.__version__}")
+    code, _, err = run_cli(capsys, "runs", "list", "--no-such-flag")
+    assert code == 2
+    assert "No such option" in one_error_line(err)
+    code, _, err = run_cli(capsys, "models", "scan", str(tmp_path / "missing.pkl"))
+    assert code == 2
+    assert "missing.pkl" in one_error_line(err)
+    assert built == [_app.app]

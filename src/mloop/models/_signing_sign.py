@@ -141,9 +141,12 @@ def _store_signature_with(uri: str, signature_file: Path) -> None:
         run_id, _, artifact_path = uri.removeprefix("runs:/").strip("/").partition("/")
         if not run_id or not artifact_path:
             raise InvalidInput(f"model URI {uri!r} is not runs:/RUN_ID/NAME")
-        from mloop.tracking import MloopClient
+        from mloop.tracking import MloopClient, get_tracking_uri
 
-        MloopClient().log_artifact(run_id, signature_file, artifact_path=artifact_path)
+        # The tracking URI the package was fetched through (mloop.set_tracking_uri
+        # included), so the signature lands where the package lives.
+        client = MloopClient(get_tracking_uri())
+        client.log_artifact(run_id, signature_file, artifact_path=artifact_path)
     elif uri.startswith("models:/"):
         from mloop.registry import resolve
 

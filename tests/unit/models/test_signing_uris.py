@@ -114,3 +114,39 @@ def test_signing_a_registered_version_reaches_a_machine_with_a_fresh_cache(
     )
     with pytest.raises(UntrustedSignature):
         mloop.load_model("models:/iris/1")
+
+
+def test_a_run_on_a_server_set_in_python_gets_its_signature_on_that_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mloop.set_tracking_uri(server)` decides where the package comes from, so it also
+    decides where its signature goes — not the local store the settings name."""
+    from tests.fixtures.live_server import running_server
+
+    from mloop.config import Settings
+    from mloop.server import create_app
+    from mloop.tracking._resolve import backend_for
+
+    server_home = Settings(home=tmp_path / "server-home")
+    backend = backend_for(server_home.resolved_db_uri, server_home)
+    with running_server(create_app(backend)) as url:
+        mloop.set_tracking_uri(url)
+        try:
+            folder = tmp_path / "package"
+            folder.mkdir()
+            (folder / "model.skops").write_bytes(b"weights" * 100)
+            digest = hashlib.sha256(b"weights" * 100).hexdigest()
+            manifest = {"format_version": 1, "files": {"model.skops": digest}}
+            (folder / "mloop-model.json").write_text(json.dumps(manifest))
+            with start_run() as run:
+                log_run_artifacts(folder, "model")
+            uri = f"runs:/{run.info.run_id}/model"
+            private_key, public_key = generate_signing_key(tmp_path / "keys")
+            sign_package(uri, private_key)
+
+            listed = MloopClient(url).list_artifacts(run.info.run_id, "model")
+            assert "model/mloop-model.sig" in {a.path for a in listed}
+            monkeypatch.setenv("MLOOP_HOME", str(tmp_path / "fresh-client"))
+            assert verify_signature(uri, [public_key]).mode == "key"
+        finally:
+            mloop.set_tracking_uri(None)

@@ -4,7 +4,6 @@ policies, training-data lineage and a deployment's guards; --require gates on th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -17,50 +16,19 @@ from mloop.errors import InvalidInput
 from mloop.registry import TrustPolicy
 from mloop.security import MITIGATIONS, audit
 from mloop.security._atlas import parse_required
+from mloop.serving._spec import Deployment as StoredDeployment
+from mloop.serving._spec import DeploymentSpec, Guards, Member, RateLimit
 from tests.unit.cli.helpers import one_error_line, run_cli
 
-# Deployments as H5's serving/_spec.py shapes them (pydantic there; the audit reads fields).
+
+def make_spec(members: tuple[Member, ...], **fields: Any) -> DeploymentSpec:
+    return DeploymentSpec(members=members, **fields)
 
 
-@dataclass(frozen=True)
-class Member:
-    model: str
-    version: int
-    role: str = "primary"
-    weight: float = 0.0
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    rate: float
-    burst: int
-
-
-@dataclass(frozen=True)
-class Guards:
-    auth: str = "auto"
-    rate_limit_per_key: RateLimit | None = None
-    rate_limit_per_deployment: RateLimit | None = None
-    output: str = "full"
-    top_k: int = 1
-    digits: int = 2
-    atypical: str = "off"
-    atypical_threshold: float = 0.99
-
-
-@dataclass(frozen=True)
-class Spec:
-    members: tuple[Member, ...]
-    combine: str = "none"
-    guards: Guards = field(default_factory=Guards)
-    preprocessing: str | None = None
-
-
-@dataclass(frozen=True)
-class Deployment:
-    name: str
-    revision: int
-    spec: Spec
+def stored(name: str, revision: int, spec: DeploymentSpec) -> StoredDeployment:
+    return StoredDeployment(
+        name=name, revision=revision, spec=spec, created_time=0, created_by="test"
+    )
 
 
 DIGEST = "ab" * 32
@@ -126,18 +94,18 @@ def _register_versions() -> None:
 
 def test_sanitization_follows_the_training_data_lineage() -> None:
     _register_versions()
-    report = audit(Deployment("churn", 3, Spec((Member("churn", 2),))))
+    report = audit(stored("churn", 3, make_spec((Member(model="churn", version=2),))))
     assert report.row("M0007").deployment is not None
     assert report.row("M0007").deployment.state == "on"
     assert report.row("M0007").registry.state == "partial"
     assert report.row("M0007").registry.why.startswith("1 of 2 versions")
-    dirty = audit(Deployment("churn", 4, Spec((Member("churn", 1),))))
+    dirty = audit(stored("churn", 4, make_spec((Member(model="churn", version=1),))))
     assert dirty.row("M0007").effective.state == "off"
 
 
 def test_a_deployment_with_default_guards_has_its_guards_off() -> None:
     _register_versions()
-    report = audit(Deployment("churn", 1, Spec((Member("churn", 2),))))
+    report = audit(stored("churn", 1, make_spec((Member(model="churn", version=2),))))
     states = _states(report, "deployment")
     assert states["M0002"] == states["M0004"] == states["M0006"] == states["M0015"] == "off"
     assert states["M0017"] == "partial"
@@ -153,19 +121,19 @@ def test_a_hardened_deployment_has_every_guard_on() -> None:
     registry.set_trust_policy("churn", TrustPolicy(require_clean_scan=True))
     guards = Guards(
         auth="on",
-        rate_limit_per_key=RateLimit(5.0, 10),
-        rate_limit_per_deployment=RateLimit(100.0, 200),
+        rate_limit_per_key=RateLimit(rate=5.0, burst=10),
+        rate_limit_per_deployment=RateLimit(rate=100.0, burst=200),
         output="top_k",
         top_k=2,
         atypical="reject",
     )
-    spec = Spec(
-        (Member("churn", 1), Member("churn", 2)),
+    spec = make_spec(
+        (Member(model="churn", version=1), Member(model="churn", version=2)),
         combine="vote",
         guards=guards,
         preprocessing="models:/churn-features/1",
     )
-    report = audit(Deployment("churn", 2, spec), require=["M0002,M0004", "M0006", "m0015"])
+    report = audit(stored("churn", 2, spec), require=["M0002,M0004", "M0006", "m0015"])
     states = _states(report, "deployment")
     for ident in ("M0002", "M0004", "M0006", "M0015", "M0016", "M0017", "M0019"):
         assert states[ident] == "on", ident
@@ -175,7 +143,7 @@ def test_a_hardened_deployment_has_every_guard_on() -> None:
     assert report.row("M0002").deployment is not None
     assert report.row("M0002").deployment.why == "guards.output=top_k: the 2 best classes"
     assert report.missing == []
-    shared = audit(Deployment("churn", 2, spec), settings=get_settings(redis_url="redis://r:6379"))
+    shared = audit(stored("churn", 2, spec), settings=get_settings(redis_url="redis://r:6379"))
     assert shared.row("M0004").deployment is not None
     assert "shared across replicas in Redis" in shared.row("M0004").deployment.why
 
@@ -183,7 +151,8 @@ def test_a_hardened_deployment_has_every_guard_on() -> None:
 def test_required_controls_that_are_off_are_missing() -> None:
     _register_versions()
     report = audit(
-        Deployment("churn", 1, Spec((Member("churn", 2),))), require=["M0004", "AML.M0019"]
+        stored("churn", 1, make_spec((Member(model="churn", version=2),))),
+        require=["M0004", "AML.M0019"],
     )
     assert report.required == ("AML.M0004", "AML.M0019")
     assert report.missing == ["AML.M0004"]

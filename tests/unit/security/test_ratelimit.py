@@ -269,3 +269,11 @@ def test_all_or_nothing_keeps_every_bucket_within_its_bound(
         for i, start in enumerate(times):
             for j in range(i, len(times)):
                 assert j - i + 1 <= limit.burst + limit.rate * (times[j] - start) + 1e-6
+
+
+def test_a_deployments_rate_limit_guard_is_a_limit() -> None:
+    from mloop.serving._spec import RateLimit
+
+    limiter = InMemoryRateLimiter(clock=Clock())
+    limit = RateLimit(rate=0.5, burst=2)
+    assert [limiter.try_acquire("k", limit) for _ in range(3)] == [None, None, 2.0]

@@ -183,3 +183,11 @@ def test_label_never_leaks_a_score(probs: np.ndarray) -> None:
     result = obfuscate({"probabilities": probs, "scores": probs}, G("label"))
     assert list(result) == ["predictions"]
     assert result["predictions"].shape == (probs.shape[0],)
+
+
+def test_a_deployments_guards_drive_it() -> None:
+    from mloop.serving._spec import Guards
+
+    result = obfuscate({"probabilities": PROBS}, Guards(output="top_k", top_k=2), CLASSES)
+    assert result["top_k_classes"][1].tolist() == ["virginica", "versicolor"]
+    assert list(obfuscate({"probabilities": PROBS}, Guards(), CLASSES)) == ["probabilities"]

@@ -20,6 +20,7 @@ from mloop.errors import InvalidInput
 if TYPE_CHECKING:
     from mloop.config import Settings
     from mloop.registry import ModelVersion, TrustPolicy
+    from mloop.serving._spec import Deployment
     from mloop.store import MetadataStore
 
 State = Literal["on", "partial", "off", "planned", "n/a"]
@@ -257,7 +258,7 @@ def _sanitized(refs: Iterable[str]) -> dict[str, bool]:
     return out
 
 
-def _load_deployment(name: str, store: MetadataStore | None) -> Any:
+def _load_deployment(name: str, store: MetadataStore | None) -> Deployment:
     try:
         module = importlib.import_module("mloop.serving._deployments")
     except ModuleNotFoundError as exc:
@@ -267,16 +268,19 @@ def _load_deployment(name: str, store: MetadataStore | None) -> Any:
             "this mloop has no deployments yet; run `mloop security audit` without a "
             "deployment to audit the registry"
         ) from None
+    found: Deployment
     if name.startswith("models:/"):  # what `mloop serve models:/…` would serve
-        return module.implicit_deployment(name, store=store)
-    return module.get_deployment(name, store=store)
+        found = module.implicit_deployment(name, store=store)
+    else:
+        found = module.get_deployment(name, store=store)
+    return found
 
 
 # -- the audit ------------------------------------------------------------------------------
 
 
 def audit(
-    deployment: Any = None,
+    deployment: str | Deployment | None = None,
     *,
     require: Iterable[str] = (),
     settings: Settings | None = None,

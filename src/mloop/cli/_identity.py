@@ -38,11 +38,21 @@ ExperimentScope = Annotated[
     str | None,
     typer.Option("--experiment", help="Only on this experiment (id or name).", show_default=False),
 ]
+DeploymentScope = Annotated[
+    str | None,
+    typer.Option(
+        "--deployment",
+        help="Only on this deployment (e.g. viewer --deployment fraud: predict on it).",
+        show_default=False,
+    ),
+]
 
 
-def _scope(model: str | None, experiment: str | None) -> str:
-    if model is not None and experiment is not None:
-        raise InvalidInput("give --model or --experiment, not both")
+def _scope(model: str | None, experiment: str | None, deployment: str | None = None) -> str:
+    if sum(x is not None for x in (model, experiment, deployment)) > 1:
+        raise InvalidInput("give one scope (--model, --experiment or --deployment) alone, not both")
+    if deployment is not None:
+        return f"deployment:{deployment}"
     if model is not None:
         return f"model:{model}"
     if experiment is not None:
@@ -138,11 +148,12 @@ def grant(
     role: RoleArg,
     model: ModelScope = None,
     experiment: ExperimentScope = None,
+    deployment: DeploymentScope = None,
 ) -> None:
-    """Let a user hold ROLE globally, or only on one model or experiment."""
+    """Let a user hold ROLE globally, or only on one model, experiment or deployment."""
     from mloop.registry import grant_role
 
-    scope = _scope(model, experiment)
+    scope = _scope(model, experiment, deployment)
     grant_role(name, role, scope)
     _render.console().print(Text.assemble((name, "bold"), f" holds {role} ({scope})"))
 
@@ -153,11 +164,12 @@ def revoke(
     role: RoleArg,
     model: ModelScope = None,
     experiment: ExperimentScope = None,
+    deployment: DeploymentScope = None,
 ) -> None:
     """Take a role away (give the same scope it was granted with)."""
     from mloop.registry import revoke_role
 
-    scope = _scope(model, experiment)
+    scope = _scope(model, experiment, deployment)
     revoke_role(name, role, scope)
     _render.console().print(Text.assemble((name, "bold"), f" no longer holds {role} ({scope})"))
 

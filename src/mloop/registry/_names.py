@@ -1,5 +1,5 @@
-"""Checking and parsing the names the registry accepts: models, aliases, users, version
-references, dataset references, roles and scopes.
+"""Checking and parsing the names the registry accepts: models, deployments, aliases, users,
+version references, dataset references, roles and scopes.
 
 Names end up in URIs (``models:/NAME@alias``), in scopes (``model:NAME``) and in audit
 targets, so they may not contain ``/``, ``@`` or ``:``; aliases may not look like version
@@ -21,7 +21,7 @@ _TAG_KEY = re.compile(r"^[A-Za-z0-9_.\-/ ]{1,250}$")
 RESERVED_ALIASES = frozenset({"latest"})
 ROLES = ("viewer", "editor", "approver", "deployer", "admin")
 USER_KINDS = ("user", "service")
-SCOPE_KINDS = ("experiment", "model")
+SCOPE_KINDS = ("experiment", "model", "deployment")
 GLOBAL_SCOPE = "global"
 
 
@@ -30,6 +30,17 @@ def model_name(name: Any) -> str:
         raise InvalidInput(
             f"model name {name!r} is not valid; use 1-256 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
+        )
+    return name
+
+
+def deployment_name(name: Any) -> str:
+    """Deployments follow the model-name rule: ``mloop serve iris`` and the implicit
+    deployment of ``models:/iris/1`` share one name space."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput(
+            f"deployment name {name!r} is not valid; use 1-256 letters, digits, '.', '_' or "
+            "'-', starting with a letter or digit"
         )
     return name
 
@@ -67,7 +78,8 @@ def role(value: Any) -> str:
 
 
 def scope(value: Any) -> str:
-    """``global``, ``experiment:<id or name>`` or ``model:<name>``, checked and canonical."""
+    """``global``, ``experiment:<id or name>``, ``model:<name>`` or ``deployment:<name>``,
+    checked and canonical."""
     if value in (None, "", GLOBAL_SCOPE):
         return GLOBAL_SCOPE
     if isinstance(value, str):
@@ -75,11 +87,14 @@ def scope(value: Any) -> str:
         if sep and kind in SCOPE_KINDS and ident:
             if kind == "model":
                 model_name(ident)
+            elif kind == "deployment":
+                deployment_name(ident)
             elif len(ident) > 256 or any(c.isspace() for c in ident):
                 raise InvalidInput(f"experiment {ident!r} in scope {value!r} is not valid")
             return f"{kind}:{ident}"
     raise InvalidInput(
-        f"scope {value!r} is not valid; use 'global', 'experiment:<id or name>' or 'model:<name>'"
+        f"scope {value!r} is not valid; use 'global', 'experiment:<id or name>', "
+        "'model:<name>' or 'deployment:<name>'"
     )
 
 

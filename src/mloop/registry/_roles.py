@@ -1,23 +1,31 @@
 """Who may do what: the role → action table and :func:`authorize`.
 
-=========  =====  =====  =======  ======  =====
-role       read   write  approve  deploy  admin
-=========  =====  =====  =======  ======  =====
-viewer     yes
-editor     yes    yes
-approver   yes           yes
-deployer   yes                    yes
-admin      yes    yes    yes      yes     yes
-=========  =====  =====  =======  ======  =====
+=========  =====  =====  =======  ======  =====  =======
+role       read   write  approve  deploy  admin  predict
+=========  =====  =====  =======  ======  =====  =======
+viewer     yes                                   yes
+editor     yes    yes                            yes
+approver   yes           yes                     yes
+deployer   yes                    yes            yes
+admin      yes    yes    yes      yes     yes    yes
+=========  =====  =====  =======  ======  =====  =======
 
-``read``: see experiments, runs, models, versions, the audit log. ``write``: create and
-change runs, register model versions, descriptions, tags, archive. ``approve``: approve a
-version for an alias. ``deploy``: move or delete aliases (and, later, deployments).
-``admin``: all of these plus trust policies and, with a global binding, users, roles and
-other users' API keys.
+``read``: see experiments, runs, models, versions, deployments, the audit log. ``write``:
+create and change runs, register model versions, descriptions, tags, archive.
+``approve``: approve a version for an alias. ``deploy``: move or delete aliases, create,
+change and roll back deployments. ``admin``: all of these plus trust policies and, with a
+global binding, users, roles and other users' API keys. ``predict``: send requests to an
+inference server's deployment.
+
+Every role holds ``predict`` because calling a deployed model reveals no more than
+``read`` already does (whoever may read a version may load it and predict locally), so
+withholding it would protect nothing; what limits prediction is *where* a role is held. A
+service key granted ``viewer --deployment fraud`` may predict on that deployment and see
+its record, and nothing else in the registry.
 
 A role is held within a scope: ``global`` covers everything, ``experiment:<id or name>``
-that experiment and its runs, ``model:<name>`` that registered model and its versions.
+that experiment and its runs, ``model:<name>`` that registered model and its versions,
+``deployment:<name>`` that deployment (its record, changes to it, predictions from it).
 The table is data, not code paths, so it is tested cell by cell and documented once.
 """
 
@@ -30,12 +38,12 @@ from mloop.errors import InvalidInput, PermissionDenied
 from mloop.registry import _names
 from mloop.registry._entities import Principal, RoleGrant
 
-ACTIONS = ("read", "write", "approve", "deploy", "admin")
+ACTIONS = ("read", "write", "approve", "deploy", "admin", "predict")
 ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
-    "viewer": frozenset({"read"}),
-    "editor": frozenset({"read", "write"}),
-    "approver": frozenset({"read", "approve"}),
-    "deployer": frozenset({"read", "deploy"}),
+    "viewer": frozenset({"read", "predict"}),
+    "editor": frozenset({"read", "write", "predict"}),
+    "approver": frozenset({"read", "approve", "predict"}),
+    "deployer": frozenset({"read", "deploy", "predict"}),
     "admin": frozenset(ACTIONS),
 }
 
@@ -43,7 +51,8 @@ ROLE_ACTIONS: Mapping[str, frozenset[str]] = {
 @dataclass(frozen=True)
 class Resource:
     """What an action touches: everything (``global``), one experiment (known by its id
-    and, when given, its name: a role scoped to either applies), or one registered model."""
+    and, when given, its name: a role scoped to either applies), one registered model, or
+    one deployment."""
 
     kind: str
     identifiers: tuple[str, ...] = ()
@@ -53,12 +62,16 @@ class Resource:
         return cls("model", (name,))
 
     @classmethod
+    def deployment(cls, name: str) -> Resource:
+        return cls("deployment", (name,))
+
+    @classmethod
     def experiment(cls, experiment_id: str, name: str | None = None) -> Resource:
         return cls("experiment", (experiment_id,) if name is None else (experiment_id, name))
 
     @classmethod
     def parse(cls, text: str) -> Resource:
-        """``global``, ``model:NAME`` or ``experiment:ID_OR_NAME``."""
+        """``global``, ``model:NAME``, ``experiment:ID_OR_NAME`` or ``deployment:NAME``."""
         scope = _names.scope(text)
         if scope == _names.GLOBAL_SCOPE:
             return GLOBAL

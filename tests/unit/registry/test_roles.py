@@ -21,20 +21,25 @@ from mloop.registry import (
 
 # The documented table (docs/registry.md), written out independently of the code.
 TABLE = {
-    #            read   write  approve deploy admin
-    "viewer":   (True,  False, False,  False, False),
-    "editor":   (True,  True,  False,  False, False),
-    "approver": (True,  False, True,   False, False),
-    "deployer": (True,  False, False,  True,  False),
-    "admin":    (True,  True,  True,   True,  True),
+    #            read   write  approve deploy admin  predict
+    "viewer":   (True,  False, False,  False, False, True),
+    "editor":   (True,  True,  False,  False, False, True),
+    "approver": (True,  False, True,   False, False, True),
+    "deployer": (True,  False, False,  True,  False, True),
+    "admin":    (True,  True,  True,   True,  True,  True),
 }  # fmt: skip
 CELLS = [(role, action, TABLE[role][i]) for role in TABLE for i, action in enumerate(ACTIONS)]
-RESOURCES = [GLOBAL, Resource.model("churn"), Resource.experiment("0190abc", "nightly")]
+RESOURCES = [
+    GLOBAL,
+    Resource.model("churn"),
+    Resource.experiment("0190abc", "nightly"),
+    Resource.deployment("churn"),
+]
 
 
 def test_the_table_covers_every_role_and_action() -> None:
     assert tuple(TABLE) == ROLES
-    assert ACTIONS == ("read", "write", "approve", "deploy", "admin")
+    assert ACTIONS == ("read", "write", "approve", "deploy", "admin", "predict")
 
 
 @pytest.mark.parametrize(("role", "action", "expected"), CELLS)
@@ -60,6 +65,31 @@ def test_a_model_role_allows_its_actions_on_that_model_only(
     assert allowed(principal, action, Resource.model("fraud")) is False
     assert allowed(principal, action, GLOBAL) is False
     assert allowed(principal, action, Resource.experiment("churn")) is False
+    assert allowed(principal, action, Resource.deployment("churn")) is False
+
+
+@pytest.mark.parametrize(("role", "action", "expected"), CELLS)
+def test_a_deployment_role_allows_its_actions_on_that_deployment_only(
+    role: str, action: str, expected: bool
+) -> None:
+    principal = Principal("p", "user", (RoleGrant(role, "deployment:churn"),))
+    assert allowed(principal, action, "deployment:churn") is expected
+    assert allowed(principal, action, Resource.deployment("churn")) is expected
+    assert allowed(principal, action, Resource.deployment("fraud")) is False
+    assert allowed(principal, action, Resource.model("churn")) is False
+    assert allowed(principal, action, GLOBAL) is False
+
+
+def test_a_scoped_viewer_may_predict_on_its_deployment_and_nothing_else() -> None:
+    service = Principal("scorer", "service", (RoleGrant("viewer", "deployment:fraud"),))
+    authorize(service, "predict", Resource.deployment("fraud"))
+    with pytest.raises(PermissionDenied) as refused:
+        authorize(service, "predict", Resource.deployment("churn"))
+    assert refused.value.message.endswith(
+        "an admin can grant it with `mloop users grant scorer viewer --deployment churn`"
+    )
+    with pytest.raises(PermissionDenied, match="needs the deployer or admin role"):
+        authorize(service, "deploy", Resource.deployment("fraud"))
 
 
 @pytest.mark.parametrize(("role", "action", "expected"), CELLS)
@@ -110,12 +140,12 @@ def test_unknown_actions_and_resources_are_bad_input() -> None:
 
 
 @given(st.text(max_size=40))
-def test_scope_parsing_accepts_only_the_three_shapes(text: str) -> None:
+def test_scope_parsing_accepts_only_the_four_shapes(text: str) -> None:
     try:
         scope = _names.scope(text)
     except InvalidInput:
         return
-    assert scope == "global" or scope.split(":", 1)[0] in ("experiment", "model")
+    assert scope == "global" or scope.split(":", 1)[0] in ("experiment", "model", "deployment")
     assert _names.scope(scope) == scope  # canonical
     assert str(Resource.parse(scope)) == scope
 

@@ -428,3 +428,33 @@ class RoleBinding(Base):
     role: Mapped[str] = mapped_column(String(16))
     scope: Mapped[str] = mapped_column(String(600))
     creation_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class Deployment(Base):
+    """A named deployment and the revision it is at now.
+
+    ``current_revision`` is what serving processes poll (one primary-key read), so they pick
+    up a change without reading the spec on every poll.
+    """
+
+    __tablename__ = "deployments"
+
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    current_revision: Mapped[int] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(250))
+    creation_time: Mapped[int] = mapped_column(BigInteger)
+    last_update_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeploymentRevision(Base):
+    """One immutable revision of a deployment: the full spec (JSON, with its format version),
+    who made it and why. Rollback writes a new revision; none is ever changed."""
+
+    __tablename__ = "deployment_revisions"
+
+    name: Mapped[str] = mapped_column(String(256), ForeignKey("deployments.name"), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_time: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(250))
+    reason: Mapped[str | None] = mapped_column(Text)

@@ -98,10 +98,16 @@ def scope(value: Any) -> str:
     )
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '¹' or '٣', which ``int`` refuses or
+    reads as a number nobody typed."""
+    return text.isascii() and text.isdigit()
+
+
 def version_number(value: Any) -> int:
     if isinstance(value, bool):
         raise InvalidInput(f"model version {value!r} is not valid; use 1, 2, …")
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_number(value.strip()):
         value = int(value.strip())
     if not isinstance(value, int) or value < 1:
         raise InvalidInput(f"model version {value!r} is not valid; use 1, 2, …")
@@ -116,7 +122,7 @@ def version_ref(ref: Any) -> tuple[str, int | str | None]:
         return "number", version_number(ref)
     if isinstance(ref, str):
         text = ref.strip()
-        if text.isdigit():
+        if is_number(text):
             return "number", version_number(text)
         if text.lower() == "latest":
             return "latest", None
@@ -162,7 +168,7 @@ def dataset_ref(value: Any) -> tuple[str, int | None]:
         if sep and _NAME.match(name):
             if number == "latest":
                 return name, None
-            if number.isdigit() and int(number) >= 1:
+            if is_number(number) and int(number) >= 1:
                 return name, int(number)
     raise InvalidInput(
         f"dataset version {ref!r} is not valid; use NAME@VERSION (as `mloop data list` "

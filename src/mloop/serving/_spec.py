@@ -310,13 +310,13 @@ def _resolve_member(
         except InvalidInput as exc:
             raise InvalidInput(f"{prefix}{where}.model: {exc.message}") from None
         member["model"], version = name, ref
-    elif isinstance(version, str) and not version.strip().isdigit():
+    elif isinstance(version, str) and not _names.is_number(version.strip()):
         try:
             kind, value = _names.version_ref(version)
         except InvalidInput as exc:
             raise InvalidInput(f"{prefix}{where}.version: {exc.message}") from None
         version = "latest" if kind == "latest" else f"@{value}"
-    if isinstance(version, str) and not version.strip().isdigit():
+    if isinstance(version, str) and not _names.is_number(version.strip()):
         if resolve is None:
             raise InvalidInput(
                 f"{prefix}{where}.version: {version!r} is a reference the registry must "

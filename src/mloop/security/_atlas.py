@@ -10,7 +10,6 @@ rows. States say what is true today: ``on``, ``partial`` (on for some of what it
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -259,21 +258,11 @@ def _sanitized(refs: Iterable[str]) -> dict[str, bool]:
 
 
 def _load_deployment(name: str, store: MetadataStore | None) -> Deployment:
-    try:
-        module = importlib.import_module("mloop.serving._deployments")
-    except ModuleNotFoundError as exc:
-        if exc.name != "mloop.serving._deployments":
-            raise
-        raise InvalidInput(
-            "this mloop has no deployments yet; run `mloop security audit` without a "
-            "deployment to audit the registry"
-        ) from None
-    found: Deployment
+    from mloop.serving._deployments import get_deployment, implicit_deployment
+
     if name.startswith("models:/"):  # what `mloop serve models:/…` would serve
-        found = module.implicit_deployment(name, store=store)
-    else:
-        found = module.get_deployment(name, store=store)
-    return found
+        return implicit_deployment(name, store=store)
+    return get_deployment(name, store=store)
 
 
 # -- the audit ------------------------------------------------------------------------------

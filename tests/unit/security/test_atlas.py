@@ -203,3 +203,29 @@ def test_cli_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str])
     code, _, err = run_cli(capsys, "security", "audit", "no-such-deployment")
     assert code == 2
     one_error_line(err)
+
+
+def test_cli_audits_a_stored_deployment_and_an_implicit_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mloop.serving._deployments import create_deployment, update_deployment
+
+    _register_versions()
+    create_deployment("churn-api", make_spec((Member(model="churn", version=2),)))
+    code, out, err = run_cli(capsys, "security", "audit", "churn-api", "--require", "M0004")
+    assert code == 1
+    assert "AML.M0004 is off: no rate limit in guards" in err
+    assert "churn-api" in out
+    guards = Guards(rate_limit_per_key=RateLimit(rate=2.0, burst=5), output="label")
+    update_deployment("churn-api", make_spec((Member(model="churn", version=2),), guards=guards))
+    code, out, err = run_cli(
+        capsys, "security", "audit", "churn-api", "--require", "M0002,M0004,M0007", "--json"
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["deployment"], data["revision"], data["missing"]) == ("churn-api", 2, [])
+    code, out, err = run_cli(capsys, "security", "audit", "models:/churn/1", "--json")
+    assert code == 0, err
+    implicit = json.loads(out)
+    assert implicit["deployment"] == "churn"
+    assert implicit["mitigations"][7]["deployment"]["state"] == "off"  # M0007: raw data

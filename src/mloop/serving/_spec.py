@@ -66,6 +66,13 @@ class Member(BaseModel):
         except InvalidInput as exc:
             raise ValueError(exc.message) from None
 
+    @field_validator("version", "weight", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"{value} is not a number (YAML reads yes/no/true/false as booleans)")
+        return value
+
     @field_validator("version")
     @classmethod
     def _version(cls, value: int) -> int:
@@ -215,14 +222,7 @@ class DeploymentSpec(BaseModel):
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DeploymentSpec:
         """Read a stored spec (checked again: the store is not trusted to be well-formed)."""
-        body = dict(data)
-        version = body.pop("format_version", SPEC_FORMAT_VERSION)
-        if version != SPEC_FORMAT_VERSION:
-            raise InvalidInput(
-                f"stored deployment spec has format version {version!r}; this mloop reads "
-                f"version {SPEC_FORMAT_VERSION}: upgrade mloop"
-            )
-        return parse_spec(body)
+        return parse_spec(data)
 
 
 class Deployment(BaseModel):
@@ -281,6 +281,12 @@ def parse_spec(data: Any, *, resolve: Resolver | None = None, source: str = "") 
             f"'combine', 'guards', 'preprocessing'), not {type(data).__name__}"
         )
     body = dict(data)
+    version = body.pop("format_version", SPEC_FORMAT_VERSION)
+    if version != SPEC_FORMAT_VERSION:
+        raise InvalidInput(
+            f"{prefix}deployment spec has format version {version!r}; this mloop reads "
+            f"version {SPEC_FORMAT_VERSION}: upgrade mloop"
+        )
     members = body.get("members")
     if isinstance(members, Sequence) and not isinstance(members, str | bytes):
         body["members"] = [

@@ -224,10 +224,13 @@ class AtypicalDetector:
                 numeric_values.append(as_float)
         if numeric:
             matrix = np.column_stack(numeric_values)
-            z = _robust_z(matrix, numeric)
-            location, whitening, method = _robust_scatter(z)
-            scores = _norms(_whiten(z, location, whitening))
-            quantiles = np.quantile(scores, RANKS)
+            center = np.array([f.center for f in numeric])
+            scale = np.array([f.scale for f in numeric])
+            z = (matrix - center) / scale
+            location, whitening, method = _robust_scatter(np.where(np.isfinite(z), z, 0.0))
+            scores = _score_rows(matrix, center, scale, location, whitening)
+            finite = scores[np.isfinite(scores)]
+            quantiles = np.quantile(finite, RANKS) if finite.size else np.zeros(len(RANKS))
         else:
             location, whitening, method = np.zeros(0), np.zeros((0, 0)), "diagonal"
             quantiles = np.zeros(len(RANKS))
@@ -451,14 +454,7 @@ class AtypicalDetector:
         return np.column_stack(parts)
 
     def _scores(self, matrix: FloatArray) -> FloatArray:
-        if matrix.shape[1] == 0:
-            return np.zeros(matrix.shape[0])
-        z = (matrix - self._center) / self._scale
-        infinite = np.isinf(z).any(axis=1)
-        z = np.where(np.isfinite(z), z, 0.0)  # a missing value counts as the median
-        scores = _norms(_whiten(z, self._location, self._whitening))
-        scores[infinite] = np.inf
-        return scores
+        return _score_rows(matrix, self._center, self._scale, self._location, self._whitening)
 
     def _explain(
         self,
@@ -492,7 +488,7 @@ class AtypicalDetector:
             for name, bad in bad_categories.items():
                 if bad[i]:
                     value = columns[name][row]
-                    if value is None or (isinstance(value, float) and math.isnan(value)):
+                    if _is_null(value):
                         out.append(f"{name} is missing (it never was in training)")
                     else:
                         out.append(f"{name}={_shown(value)} was never seen in training")
@@ -572,7 +568,7 @@ def _as_float(values: Any) -> FloatArray | None:
         return array.astype(np.float64)
     if array.dtype.kind == "O":
         try:
-            flat = [math.nan if v is None else v for v in array.ravel()]
+            flat = [math.nan if _is_null(v) else v for v in array.ravel()]
             if any(isinstance(v, str | bytes) for v in flat):
                 return None
             return np.asarray(flat, dtype=np.float64).reshape(array.shape)
@@ -583,11 +579,16 @@ def _as_float(values: Any) -> FloatArray | None:
 
 def _is_missing(values: Any) -> npt.NDArray[np.bool_]:
     array = np.asarray(values, dtype=object)
-    return np.fromiter(
-        (v is None or (isinstance(v, float) and math.isnan(v)) for v in array),
-        dtype=bool,
-        count=array.shape[0],
-    )
+    return np.fromiter((_is_null(v) for v in array), dtype=bool, count=array.shape[0])
+
+
+def _is_null(value: Any) -> bool:
+    """None, NaN, or pandas' NA / NaT (by type name: pandas is optional)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return type(value).__name__ in {"NAType", "NaTType"}
 
 
 def _fit_numeric(name: str, values: FloatArray, low_q: float, high_q: float) -> NumericFeature:
@@ -620,11 +621,39 @@ def _fit_categorical(name: str, values: Any, max_categories: int) -> Categorical
     )
 
 
-def _robust_z(matrix: FloatArray, numeric: Sequence[NumericFeature]) -> FloatArray:
-    center = np.array([f.center for f in numeric])
-    scale = np.array([f.scale for f in numeric])
+def _score_rows(
+    matrix: FloatArray,
+    center: FloatArray,
+    scale: FloatArray,
+    location: FloatArray,
+    whitening: FloatArray,
+) -> FloatArray:
+    """Outlier scores of raw rows: infinite where a value is, and over the observed
+    features alone where a value is missing (the distance in the observed features'
+    marginal, i.e. as if the missing value took its most likely value given the others)."""
+    n, d = matrix.shape
+    if d == 0:
+        return np.zeros(n)
     z = (matrix - center) / scale
-    return np.where(np.isfinite(z), z, 0.0)
+    nan = np.isnan(z)
+    infinite = np.isinf(z).any(axis=1)
+    z = np.where(np.isfinite(z), z, 0.0)
+    incomplete = np.flatnonzero(nan.any(axis=1))
+    scores = _norms(_whiten(z, location, whitening))
+    if incomplete.size:
+        scatter = np.linalg.inv(whitening @ whitening.T)
+        patterns, which = np.unique(nan[incomplete], axis=0, return_inverse=True)
+        which = which.reshape(-1)
+        for p, pattern in enumerate(patterns):
+            rows = incomplete[which == p]
+            seen = ~pattern
+            if not seen.any():
+                scores[rows] = 0.0
+                continue
+            marginal = np.linalg.cholesky(np.linalg.inv(scatter[np.ix_(seen, seen)]))
+            scores[rows] = _norms(_whiten(z[np.ix_(rows, seen)], location[seen], marginal))
+    scores[infinite] = np.inf
+    return scores
 
 
 def _robust_scatter(

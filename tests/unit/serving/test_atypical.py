@@ -319,3 +319,46 @@ def test_any_change_to_a_document_loads_or_is_invalid_input(
 def test_arbitrary_bytes_are_invalid_input(text: bytes) -> None:
     with pytest.raises(InvalidInput):
         AtypicalDetector.from_json(text)
+
+
+def test_pandas_nullable_columns_count_missing_values_as_missing(iris: pd.DataFrame) -> None:
+    frame = iris.drop(columns="species").astype("Float64")
+    frame["color"] = pd.Series(["blue"] * len(frame), dtype="string")
+    det = AtypicalDetector.fit(frame)
+    batch = frame.head(2).copy()
+    batch.loc[1, "petal_width"] = pd.NA
+    batch.loc[0, "color"] = pd.NA
+    assert det.reasons(batch) == [
+        ["color is missing (it never was in training)"],
+        ["petal_width is missing (it never was in training)"],
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    train=training_matrices,
+    holes=st.lists(st.tuples(st.integers(0, 59), st.integers(0, 4)), max_size=15),
+)
+def test_training_rows_with_missing_values_are_typical_too(
+    train: np.ndarray, holes: list[tuple[int, int]]
+) -> None:
+    train = train.copy()
+    for row, column in holes:
+        train[row % train.shape[0], column % train.shape[1]] = np.nan
+    if np.isnan(train).all(axis=0).any():
+        return  # a column with no value at all cannot be fitted (and says so)
+    det = AtypicalDetector.fit(train)
+    assert det.check(train, quantile=1.0).count == 0
+
+
+def test_a_missing_value_is_judged_by_the_values_that_are_there(iris: pd.DataFrame) -> None:
+    """With missing values seen in training, a setosa row missing its petal width is
+    typical (no median petal width is invented for it), a bad mix still is not."""
+    frame = iris.drop(columns="species")
+    frame.loc[::10, "petal_width"] = np.nan
+    det = AtypicalDetector.fit(frame)
+    setosa = frame.iloc[[1]].copy()
+    setosa["petal_width"] = np.nan
+    assert det.check(setosa).count == 0
+    odd = row(sepal_length=4.6, sepal_width=3.6, petal_length=6.4, petal_width=np.nan)
+    assert det.reasons(odd)[0][0].startswith("outlier score")

@@ -32,7 +32,9 @@ def audit(
     deployment: Annotated[
         str | None,
         typer.Argument(
-            help="Deployment to audit with the registry (default: the registry only).",
+            help="Deployment (or models:/ URI) to audit with the registry (default: the "
+            "registry only).",
+            metavar="DEPLOYMENT",
             show_default=False,
         ),
     ] = None,
@@ -42,6 +44,7 @@ def audit(
             "--require",
             help="Mitigations whose control must be on, e.g. M0004,M0019 (repeatable); "
             "exit 1 when one is not.",
+            metavar="IDS",
             show_default=False,
         ),
     ] = None,

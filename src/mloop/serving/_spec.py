@@ -316,6 +316,11 @@ def _resolve_member(
         except InvalidInput as exc:
             raise InvalidInput(f"{prefix}{where}.model: {exc.message}") from None
         member["model"], version = name, ref
+    elif version is None and isinstance(model, str):
+        raise InvalidInput(
+            f"{prefix}{where}: model {model!r} names no version; add version: N, or write "
+            f"{model}:N or {model}@ALIAS"
+        )
     elif isinstance(version, str) and not _names.is_number(version.strip()):
         try:
             kind, value = _names.version_ref(version)
@@ -364,6 +369,77 @@ def _path(loc: Sequence[int | str]) -> str:
     return out
 
 
+_NULLABLE_GUARDS = ("rate_limit_per_key", "rate_limit_per_deployment", "review_threshold")
+_RATE_GUARDS = ("rate_limit_per_key", "rate_limit_per_deployment")
+
+
+def guard_setting(text: str) -> tuple[str, Any]:
+    """One ``key=value`` guard setting as typed on the command line: ``output=top_k``,
+    ``top_k=3``, ``rate_limit_per_key=10:20`` (10 per second, bursts of 20), ``atypical=
+    reject``, ``review_threshold=none``. The value is checked with the rest of the spec."""
+    key, sep, value = text.partition("=")
+    key, value = key.strip(), value.strip()
+    fields = sorted(Guards.model_fields)
+    if not sep or not key:
+        raise InvalidInput(f"guard {text!r} is not KEY=VALUE; e.g. output=label, top_k=3")
+    if key not in Guards.model_fields:
+        raise InvalidInput(f"guard {key!r} does not exist; use one of: {', '.join(fields)}")
+    if key in _NULLABLE_GUARDS and value.lower() in ("none", "off", ""):
+        return key, None
+    if key in _RATE_GUARDS:
+        rate, colon, burst = value.partition(":")
+        if not colon:
+            raise InvalidInput(
+                f"guard {key}={value!r} is not RATE:BURST; e.g. {key}=10:20 allows 10 requests "
+                "a second with bursts of 20 (or none to turn it off)"
+            )
+        return key, {"rate": rate.strip(), "burst": burst.strip()}
+    return key, value
+
+
+def edit_spec(
+    base: DeploymentSpec | None,
+    *,
+    primaries: Sequence[str] | None = None,
+    canaries: Sequence[tuple[str, float]] | None = None,
+    shadows: Sequence[str] | None = None,
+    guards: Mapping[str, Any] | None = None,
+    combine: str | None = None,
+    preprocessing: str | None = None,
+) -> dict[str, Any]:
+    """A spec mapping (for :func:`parse_spec`) made from ``base`` with some parts replaced:
+    each member list given replaces that role's members in ``base`` (an empty list removes
+    them), ``guards`` are set over ``base``'s guards. Members are references such as
+    ``iris:3`` or ``iris@champion``, resolved when the spec is stored."""
+    data: dict[str, Any] = {} if base is None else base.model_dump(mode="json")
+    members: list[dict[str, Any]] = list(data.get("members", ()))
+
+    def replace(role: str, new: list[dict[str, Any]] | None) -> None:
+        nonlocal members
+        if new is not None:
+            members = [m for m in members if m.get("role") != role] + new
+
+    replace("primary", None if primaries is None else [{"model": r} for r in primaries])
+    replace(
+        "canary",
+        None
+        if canaries is None
+        else [{"model": r, "role": "canary", "weight": w} for r, w in canaries],
+    )
+    replace(
+        "shadow", None if shadows is None else [{"model": r, "role": "shadow"} for r in shadows]
+    )
+    order = {"primary": 0, "canary": 1, "shadow": 2}
+    data["members"] = sorted(members, key=lambda m: order.get(m.get("role", "primary"), 0))
+    if guards:
+        data["guards"] = {**data.get("guards", {}), **guards}
+    if combine is not None:
+        data["combine"] = combine
+    if preprocessing is not None:
+        data["preprocessing"] = None if preprocessing.lower() == "none" else preprocessing
+    return data
+
+
 def read_spec_file(path: str | Path) -> tuple[str | None, dict[str, Any]]:
     """Read ``deployment.yaml`` (or ``.json``): the optional ``name`` it gives and the rest
     as the spec's raw mapping (for :func:`parse_spec`). YAML is parsed safely (no tags
@@ -406,6 +482,8 @@ __all__ = [
     "RateLimit",
     "Resolver",
     "Role",
+    "edit_spec",
+    "guard_setting",
     "member_ref",
     "parse_spec",
     "read_spec_file",

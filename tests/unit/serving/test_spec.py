@@ -18,6 +18,8 @@ from mloop.serving._spec import (
     Guards,
     Member,
     RateLimit,
+    edit_spec,
+    guard_setting,
     member_ref,
     parse_spec,
     read_spec_file,
@@ -288,3 +290,56 @@ def test_bad_spec_files_say_where(tmp_path: Path, name: str, text: str, message:
 def test_a_missing_spec_file(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="does not exist"):
         read_spec_file(tmp_path / "nope.yaml")
+
+
+def test_editing_a_spec_replaces_only_the_roles_given() -> None:
+    base = parse_spec(
+        {
+            "members": [_m(1), _m(2, "canary", 10), _m(3, "shadow")],
+            "guards": {"output": "label", "top_k": 2},
+        }
+    )
+    ramped = parse_spec(edit_spec(base, canaries=[("iris:2", 50)]))
+    assert [(m.ref, m.role, m.weight) for m in ramped.members] == [
+        ("iris:1", "primary", 0.0), ("iris:2", "canary", 50.0), ("iris:3", "shadow", 0.0),
+    ]  # fmt: skip
+    promoted = parse_spec(edit_spec(base, primaries=["iris:2"], canaries=[], shadows=[]))
+    assert promoted.members == (Member(model="iris", version=2),)
+    assert promoted.guards == base.guards
+    guarded = parse_spec(edit_spec(base, guards={"top_k": "3", "review_threshold": None}))
+    assert (guarded.guards.output, guarded.guards.top_k) == ("label", 3)
+    fresh = edit_spec(None, primaries=["iris@champion"], shadows=["wine:1"], combine="none")
+    assert fresh == {
+        "members": [{"model": "iris@champion"}, {"model": "wine:1", "role": "shadow"}],
+        "combine": "none",
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("output=label", ("output", "label")),
+        (" top_k = 3 ", ("top_k", "3")),
+        ("rate_limit_per_key=10:20", ("rate_limit_per_key", {"rate": "10", "burst": "20"})),
+        ("rate_limit_per_deployment=none", ("rate_limit_per_deployment", None)),
+        ("review_threshold=off", ("review_threshold", None)),
+    ],
+)
+def test_guard_settings_from_the_command_line(text: str, expected: tuple[str, Any]) -> None:
+    assert guard_setting(text) == expected
+
+
+@given(st.text(max_size=40))
+def test_any_guard_setting_parses_or_says_why(text: str) -> None:
+    try:
+        key, value = guard_setting(text)
+    except InvalidInput as error:
+        refused: InvalidInput | None = error
+    else:
+        refused = None
+        assert key in Guards.model_fields
+        try:
+            parse_spec({"members": [_m(1)], "guards": {key: value}})
+        except InvalidInput as error:
+            assert f"guards.{key}" in error.message  # noqa: PT017 (the value's own error)
+    assert refused is None or refused.message

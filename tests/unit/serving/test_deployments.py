@@ -4,6 +4,8 @@ registry checks, roles, the audit log, concurrent writers and migration 0004."""
 from __future__ import annotations
 
 import itertools
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 
@@ -219,6 +221,37 @@ def test_concurrent_updates_never_lose_a_revision(iris: str, store: MetadataStor
     assert [e.after["revision"] for e in entries] == [d.revision for d in history]
     for earlier, later in itertools.pairwise(entries):
         assert later.before["revision"] == earlier.after["revision"]
+    assert verify_audit_log().ok
+
+
+def _process_writer(db_uri: str, writer: int, changes: int) -> None:
+    os.environ["MLOOP_DB_URI"] = db_uri
+    os.environ["MLOOP_USER"] = f"writer-{writer}"
+    for i in range(changes):
+        update_deployment("fraud", _spec(1, 2, weight=1 + writer * changes + i))
+
+
+def test_processes_updating_one_deployment_lose_nothing(sqlite_db: str) -> None:  # noqa: F811
+    """Separate processes share nothing but the database file and its lock."""
+    for digest in DIGESTS[:2]:
+        register_model_version("iris", "/p", package_digest=digest)
+    create_deployment("fraud", _spec(1))
+    changes = 4
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_process_writer, args=(sqlite_db, n, changes)) for n in range(2)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+    assert [p.exitcode for p in processes] == [0, 0]
+    history = deployment_history("fraud")
+    assert [d.revision for d in history] == list(range(1, 2 * changes + 2))
+    assert sorted(d.spec.canaries[0].weight for d in history[1:]) == [
+        float(w) for w in range(1, 2 * changes + 1)
+    ]
+    assert {d.created_by for d in history[1:]} == {"writer-0", "writer-1"}
     assert verify_audit_log().ok
 
 

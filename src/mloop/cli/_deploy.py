@@ -146,10 +146,18 @@ def update(
         raise InvalidInput("give --canary or --no-canary, not both")
     if no_shadow and shadow:
         raise InvalidInput("give --shadow or --no-shadow, not both")
-    base = None if file is not None else get_deployment(name).spec
+    if file is not None and (no_canary or no_shadow):
+        raise InvalidInput("--file replaces the whole spec; leave out --no-canary/--no-shadow")
+    changes = (model, canary, shadow, file, guard, combine, no_canary or None, no_shadow or None)
+    if all(c is None or c == [] for c in changes):
+        raise InvalidInput(
+            "nothing to change; give --model, --canary, --shadow, --guard, --combine, "
+            "--no-canary, --no-shadow or --file"
+        )
+    current = get_deployment(name)
     spec = _spec_from_options(
         name,
-        base,
+        None if file is not None else current.spec,
         model,
         [] if no_canary else canary,
         [] if no_shadow else shadow,
@@ -158,6 +166,14 @@ def update(
         combine,
     )
     updated = update_deployment(name, spec, reason=reason, expected_revision=expect_revision)
+    if updated.revision == current.revision and not as_json:
+        _render.console().print(
+            Text.assemble(
+                (name, "bold"),
+                f" is at revision {updated.revision} with that spec already; nothing changed",
+            )
+        )
+        return
     _done(updated, "Updated", as_json)
 
 

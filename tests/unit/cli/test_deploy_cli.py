@@ -184,6 +184,12 @@ def test_update_refuses_contradictions_and_stale_revisions(iris: None, capsys: C
         capsys, "deploy", "update", "fraud", "--canary", "iris:2=20", "--expect-revision", "1"
     )
     assert "is at revision 2 already" in error(capsys, "deploy", "rollback", "fraud", "--to", "2")
+    assert "nothing to change" in error(capsys, "deploy", "update", "fraud")
+    assert "leave out --no-canary" in error(
+        capsys, "deploy", "update", "fraud", "--file", "x.yaml", "--no-canary"
+    )
+    same = ok(capsys, "deploy", "update", "fraud", "--canary", "iris:2=9")
+    assert same.strip() == "fraud is at revision 2 with that spec already; nothing changed"
 
 
 def test_empty_list(sqlite_db: str, capsys: Capsys) -> None:  # noqa: F811

@@ -224,6 +224,26 @@ def test_concurrent_updates_never_lose_a_revision(iris: str, store: MetadataStor
     assert verify_audit_log().ok
 
 
+def test_concurrent_creates_of_one_name_make_one_deployment(iris: str) -> None:
+    outcomes: list[str] = []
+
+    def create(n: int) -> None:
+        try:
+            create_deployment("fraud", _spec(1 + n % 4), actor=f"w{n}")
+            outcomes.append("made")
+        except Conflict as exc:
+            outcomes.append("conflict" if "already exists" in exc.message else exc.message)
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict"] * 3 + ["made"]
+    assert [d.revision for d in deployment_history("fraud")] == [1]
+    assert len(list_audit_log(target="deployment:fraud")) == 1
+
+
 def _process_writer(db_uri: str, writer: int, changes: int) -> None:
     os.environ["MLOOP_DB_URI"] = db_uri
     os.environ["MLOOP_USER"] = f"writer-{writer}"

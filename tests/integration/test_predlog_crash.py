@@ -22,42 +22,53 @@ from mloop.serving._predlog import PredictionLog, read_predictions
 
 CHILD = textwrap.dedent(
     """
-    import sys, threading, time
+    import asyncio, sys, threading, time
     from mloop.serving._predlog import PredictionLog, PredictionRecord
 
-    root, fsync, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    root, fsync, workers, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     log = PredictionLog(root, fsync=fsync, roll_bytes=20_000, roll_interval=0.0,
                         compact_interval=0.01)
     lock = threading.Lock()
 
-    def work(t):
-        n = 0
-        while True:
-            rid = f"t{t}-{n}"
-            log.append(PredictionRecord(rid, int(time.time() * 1000), "iris", "iris", 1,
-                                        "primary", {"x": [[1.0, 2.0, 3.0, 4.0]]}, [0], 0.5))
-            with lock:
-                sys.stdout.write(rid + "\\n")
-                sys.stdout.flush()
-            n += 1
+    def record(rid):
+        return PredictionRecord(rid, int(time.time() * 1000), "iris", "iris", 1, "primary",
+                                {"x": [[1.0, 2.0, 3.0, 4.0]]}, [0], 0.5)
 
-    for t in range(threads):
+    def acknowledge(rid):
+        with lock:
+            sys.stdout.write(rid + "\\n")
+            sys.stdout.flush()
+
+    def work(t):
+        try:
+            for n in range(10**9):
+                log.append(record(f"t{t}-{n}"))
+                acknowledge(f"t{t}-{n}")
+        except BaseException:
+            import os, traceback
+            traceback.print_exc()
+            os._exit(3)  # the test sees the output end instead of waiting forever
+
+    async def work_async(t):
+        for n in range(10**9):
+            await log.append_async(record(f"t{t}-{n}"))
+            acknowledge(f"t{t}-{n}")
+
+    async def main():
+        await asyncio.gather(*(work_async(t) for t in range(workers)))
+
+    if mode == "async":
+        asyncio.run(main())
+    for t in range(workers):
         threading.Thread(target=work, args=(t,), daemon=True).start()
     time.sleep(3600)
     """
 )
 
 
-@pytest.mark.parametrize(("fsync", "threads"), [("always", 1), ("group", 3)])
-def test_kill_9_loses_no_acknowledged_record(tmp_path: Path, fsync: str, threads: int) -> None:
-    root = str(tmp_path / "log")
-    script = tmp_path / "child.py"
-    script.write_text(CHILD)
-    child = subprocess.Popen(
-        [sys.executable, str(script), root, fsync, str(threads)],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def _acknowledged_until_killed(child: subprocess.Popen[bytes]) -> list[str]:
+    """Read acknowledged ids until 1,500 arrived, SIGKILL the child mid-stream, then keep
+    the complete lines it had written before it died."""
     assert child.stdout is not None
     acknowledged: list[str] = []
     deadline = time.monotonic() + 60
@@ -69,8 +80,32 @@ def test_kill_9_loses_no_acknowledged_record(tmp_path: Path, fsync: str, threads
     os.kill(child.pid, signal.SIGKILL)
     rest = child.stdout.read()
     child.wait()
-    child.stdout.close()
-    acknowledged += list(rest.decode().split("\n")[:-1])  # complete lines only
+    return acknowledged + rest.decode().split("\n")[:-1]  # complete lines only
+
+
+@pytest.mark.parametrize(
+    ("fsync", "threads", "mode"),
+    [("always", 1, "threads"), ("group", 3, "threads"), ("always", 16, "async")],
+)
+def test_kill_9_loses_no_acknowledged_record(
+    tmp_path: Path, fsync: str, threads: int, mode: str
+) -> None:
+    root = str(tmp_path / "log")
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    child = subprocess.Popen(
+        [sys.executable, str(script), root, fsync, str(threads), mode],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert child.stdout is not None
+    try:
+        acknowledged = _acknowledged_until_killed(child)
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+
     parts = list(Path(root).rglob("*.parquet"))
     assert parts, "the compactor should have run while the child appended"
 

@@ -177,6 +177,21 @@ class PredictionLog:
         for deployment, payloads in by_deployment.items():
             self._log.writer(deployment).append(payloads)
 
+    async def append_async(self, record: PredictionRecord) -> None:
+        """:meth:`append` for an event loop: returns once the record is durable, without
+        blocking the loop on the disk; concurrent requests share one fsync."""
+        payload = orjson.dumps(record, option=_DUMP)
+        await self._log.writer(record.deployment).append_async([payload])
+
+    async def append_many_async(self, records: Sequence[PredictionRecord]) -> None:
+        by_deployment: dict[str, list[bytes]] = {}
+        for record in records:
+            by_deployment.setdefault(record.deployment, []).append(
+                orjson.dumps(record, option=_DUMP)
+            )
+        for deployment, payloads in by_deployment.items():
+            await self._log.writer(deployment).append_async(payloads)
+
     def compact_now(self) -> int:
         """Close the open segments and move every closed one to Parquet; returns the number
         of records moved."""

@@ -21,6 +21,7 @@ directory: each owns only the segment it has locked.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import struct
@@ -199,6 +200,8 @@ class WalWriter:
         self._synced = 0
         self._syncing = False
         self._closed = False
+        self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self._syncer: threading.Thread | None = None
 
     def append(self, payloads: Sequence[bytes]) -> None:
         """Write ``payloads`` (one write call) and return once they are durable per policy."""
@@ -217,6 +220,70 @@ class WalWriter:
                 self._wait_synced(mine)
             if segment.size >= self.roll_bytes:
                 self._roll_locked()
+
+    async def append_async(self, payloads: Sequence[bytes]) -> None:
+        """:meth:`append` for an event loop: the write happens now (microseconds); the
+        fsync runs on a syncer thread and every append waiting meanwhile shares the next
+        one (group commit, whatever the policy), so the loop never blocks on the disk."""
+        data = b"".join(encode_frame(p) for p in payloads)
+        with self._cond:
+            segment = self._current()
+            _write_all(segment.fd, data)
+            segment.size += len(data)
+            segment.records += len(payloads)
+            self._written += 1
+            if segment.size >= self.roll_bytes:
+                self._roll_locked()  # fsyncs: what was just written is durable
+            if self.sync == "off" or self._synced >= self._written:
+                return
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((self._written, loop, future))
+            if self._syncer is None:
+                self._syncer = threading.Thread(
+                    target=self._sync_loop, name="mloop-wal-syncer", daemon=True
+                )
+                self._syncer.start()
+            self._cond.notify_all()
+        await future
+
+    def _sync_loop(self) -> None:
+        with self._cond:
+            while True:
+                while not self._waiters or self._syncing:
+                    if self._closed and not self._waiters:
+                        return
+                    self._cond.wait()
+                if self._synced >= self._written or self._segment is None:
+                    self._synced = max(self._synced, self._written)
+                    self._release_waiters(None)
+                    continue
+                target, fd = self._written, self._segment.fd
+                self._syncing = True
+                self._cond.release()
+                failure: OSError | None = None
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    failure = exc
+                finally:
+                    self._cond.acquire()
+                    self._syncing = False
+                if failure is None:
+                    self._synced = max(self._synced, target)
+                self._release_waiters(failure)
+                self._cond.notify_all()
+
+    def _release_waiters(self, failure: OSError | None) -> None:
+        """Wake the async appends now durable (or all of them, with the fsync's error)."""
+        keep = []
+        for waiter in self._waiters:
+            mine, loop, future = waiter
+            if failure is None and mine > self._synced:
+                keep.append(waiter)
+            else:
+                loop.call_soon_threadsafe(_settle, future, failure)
+        self._waiters = keep
 
     def _wait_synced(self, mine: int) -> None:
         while self._synced < mine:
@@ -251,6 +318,8 @@ class WalWriter:
             os.fsync(segment.fd)
         self._synced = self._written
         segment.close()
+        if self._waiters:
+            self._release_waiters(None)
 
     def roll(self, *, older_than: float = 0.0) -> bool:
         """Close the current segment if it holds records and is at least ``older_than``
@@ -268,6 +337,19 @@ class WalWriter:
         with self._cond:
             self._roll_locked()
             self._closed = True
+            self._cond.notify_all()
+            syncer = self._syncer
+        if syncer is not None and syncer is not threading.current_thread():
+            syncer.join()
+
+
+def _settle(future: asyncio.Future[None], failure: OSError | None) -> None:
+    if future.done():  # the caller was cancelled; its bytes are written all the same
+        return
+    if failure is None:
+        future.set_result(None)
+    else:
+        future.set_exception(failure)
 
 
 @contextmanager
@@ -307,11 +389,19 @@ def segments(directory: Path) -> list[Path]:
     return [path for _, _, path in sorted(found)]
 
 
-def remove_stale_temporaries(directory: Path) -> None:
-    """Delete half-created segments of dead writers (they never held a record)."""
+def remove_stale_temporaries(directory: Path, *, min_age: float = 600.0) -> None:
+    """Delete half-created segments of dead writers (they never held a record). A live
+    writer renames its file within milliseconds, but it creates the file before it can lock
+    it, so only files older than ``min_age`` seconds are candidates."""
     if not directory.is_dir():
         return
+    cutoff = time.time() - min_age
     for path in directory.glob(f"*{_TMP_SUFFIX}"):
+        try:
+            if path.stat().st_mtime > cutoff:
+                continue
+        except FileNotFoundError:
+            continue
         with claimed(path) as ok:
             if ok:
                 path.unlink(missing_ok=True)

@@ -161,6 +161,20 @@ class FeedbackLog:
             self._log.writer(deployment).append([orjson.dumps(r) for r in records])
         return len(records)
 
+    async def append_async(
+        self,
+        deployment: str,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        actor: str | None = None,
+        source: str = "api",
+    ) -> int:
+        """:meth:`append` for an event loop (the fsync does not block it)."""
+        records = check_items(items, actor=actor, source=source)
+        if records:
+            await self._log.writer(deployment).append_async([orjson.dumps(r) for r in records])
+        return len(records)
+
     def compact_now(self) -> int:
         return self._log.compact(roll=True)
 

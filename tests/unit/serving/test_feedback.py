@@ -217,3 +217,22 @@ def test_review_errors(root: str) -> None:
     assert label_review("req-5", "x", "ann", root=root, deployment="b").deployment == "b"
     with pytest.raises(InvalidInput, match="review status 'done' is not one of"):
         list_review("iris", "done", root=root)  # type: ignore[arg-type]
+
+
+def test_async_feedback_from_an_event_loop(root: str) -> None:
+    import asyncio
+
+    log = FeedbackLog(root, compact_interval=None)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(
+            *(log.append_async("iris", [{"request_id": f"r{n}", "label": n}]) for n in range(20))
+        )
+
+    assert asyncio.run(main()) == [1] * 20
+    with pytest.raises(InvalidInput, match="neither a label nor an outcome"):
+        asyncio.run(log.append_async("iris", [{"request_id": "x"}]))
+    log.close()
+    assert sorted(read_feedback(root, "iris").column("request_id").to_pylist()) == sorted(
+        f"r{n}" for n in range(20)
+    )

@@ -187,7 +187,12 @@ class TableLog:
             for writer in self._writers.values():
                 writer.close()
         if compact:
-            self.compact()
+            try:
+                self.compact()
+            except Exception:
+                # Shutdown must not fail on a storage outage: the segments stay on disk
+                # and the next process to open the log compacts them.
+                logger.exception("compaction at close failed; the write-ahead files are kept")
 
 
 def read_table(

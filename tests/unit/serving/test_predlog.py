@@ -262,3 +262,20 @@ def test_a_new_log_recovers_segments_left_by_a_dead_process(root: str, tmp_path:
         time.sleep(0.02)
     fresh.close()
     assert ids(read_predictions(root, "iris")) == ["req-0"]
+
+
+def test_close_keeps_the_wal_when_the_root_cannot_be_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("")
+    log = PredictionLog(str(blocked), compact_interval=None)
+    log.append(record(0))
+    log.close()  # does not raise: the record is safe in the write-ahead file
+
+    assert "compaction at close failed" in caplog.text
+    assert len(segments(log.wal_root / "iris" / "predictions")) == 1
+    root = str(tmp_path / "log")
+    with PredictionLog(root, compact_interval=None) as healthy:
+        assert healthy.compact_now() == 1
+    assert ids(read_predictions(root, "iris")) == ["req-0"]

@@ -27,16 +27,19 @@ import pyarrow.parquet as pq
 from mloop.errors import ConfigError, InvalidInput
 from mloop.serving._predlog_wal import fsync_dir
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# The registry's deployment names (registry/_names.py), capped so that
+# "deployment=<name>" fits the 255-byte limit of a file name.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,243}$")
 _HOUR_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})$")
 
 
 def check_deployment(name: str) -> str:
-    """Deployment names become folder names: keep them to one safe path segment."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    """Deployment names become folder names: keep them to one safe path segment (starting
+    with a letter or digit, so never ``.`` or ``..``)."""
+    if not isinstance(name, str) or not _NAME.match(name):
         raise InvalidInput(
-            f"deployment name {name!r} is not valid: use letters, digits, '.', '_' and '-' "
-            "(up to 128 characters, starting with a letter or digit)"
+            f"deployment name {name!r} is not valid in the prediction log: use letters, "
+            "digits, '.', '_' and '-' (up to 244 characters, starting with a letter or digit)"
         )
     return name
 

@@ -10,9 +10,13 @@ import numpy as np
 import orjson
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mloop.errors import ConfigError, InvalidInput
+from mloop.registry._names import deployment_name
 from mloop.serving._predlog import PredictionLog, PredictionRecord, read_predictions
+from mloop.serving._predlog_store import check_deployment
 from mloop.serving._predlog_wal import encode_frame, segments
 
 HOUR = 3_600_000
@@ -279,3 +283,28 @@ def test_close_keeps_the_wal_when_the_root_cannot_be_written(
     with PredictionLog(root, compact_interval=None) as healthy:
         assert healthy.compact_now() == 1
     assert ids(read_predictions(root, "iris")) == ["req-0"]
+
+
+@settings(deadline=None)
+@given(
+    st.one_of(
+        st.text(min_size=1, max_size=260),
+        st.from_regex(r"[A-Za-z0-9.][A-Za-z0-9._/-]{0,259}", fullmatch=True),
+    )
+)
+def test_deployment_names_the_registry_accepts_are_single_folders(name: str) -> None:
+    try:
+        deployment_name(name)
+        registry_ok = True
+    except InvalidInput:
+        registry_ok = False
+    try:
+        check_deployment(name)
+    except InvalidInput:
+        assert not registry_ok or len(name) > 244
+        return
+    assert registry_ok
+    assert len(f"deployment={name}".encode()) <= 255
+    assert name not in (".", "..")
+    assert "/" not in name
+    assert "\\" not in name

@@ -236,3 +236,22 @@ def test_async_feedback_from_an_event_loop(root: str) -> None:
     assert sorted(read_feedback(root, "iris").column("request_id").to_pylist()) == sorted(
         f"r{n}" for n in range(20)
     )
+
+
+@pytest.mark.s3
+def test_feedback_and_review_on_s3(
+    s3_bucket: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("MLOOP_S3_ENDPOINT_URL", moto_endpoint)
+    root = f"s3://{s3_bucket}/logs"
+    with PredictionLog(root, compact_interval=None) as log:
+        log.append_many([queue_for_review(prediction(0)), prediction(1, deployment="other")])
+    import shutil
+
+    shutil.rmtree(tmp_path / "mloop-home" / "wal")  # only what is on S3 now
+
+    assert label_review("req-0", "setosa", "ann", root=root).deployment == "iris"
+    record_feedback(root, "other", [{"request_id": "req-1", "outcome": "clicked"}])
+    assert list_review("iris", root=root) == []
+    rows = {r["request_id"]: r for r in join_feedback(root, "other").to_pylist()}
+    assert rows["req-1"]["outcome"] == "clicked"

@@ -1,4 +1,4 @@
-"""``python -m mloop.server [--host H] [--port P] [--workers N]``."""
+"""``python -m mloop.server [--host H] [--port P] [--workers N] [--auth auto|on|off]``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--port", type=int, default=5000, help="port (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    parser.add_argument(
+        "--auth",
+        choices=("auto", "on", "off"),
+        default=None,
+        help="require API keys (default: MLOOP_SERVER_AUTH, else auto = on unless the host "
+        "is a loopback address)",
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.workers)
+    serve(args.host, args.port, args.workers, args.auth)
 
 
 if __name__ == "__main__":

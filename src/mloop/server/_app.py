@@ -11,30 +11,51 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.responses import Response
 
 from mloop.errors import ConfigError
 from mloop.server._errors import OrjsonResponse, install_error_handlers
+from mloop.store import MetadataStore
 from mloop.tracking._backend import TrackingBackend
 
 API_VERSION = "v1"
 logger = logging.getLogger("mloop.server")
 
 
-def create_app(backend: TrackingBackend | None = None) -> FastAPI:
+def create_app(
+    backend: TrackingBackend | None = None, *, auth: bool | None = None, host: str | None = None
+) -> FastAPI:
     """The ASGI app over ``backend``, or over the stores the settings name.
 
     Without a backend the server opens the metadata and artifact stores itself
     (``MLOOP_DB_URI``/``MLOOP_ARTIFACT_URI``, or the folder ``MLOOP_HOME``); it never
     follows ``MLOOP_TRACKING_URI``, which would make it a client of itself.
+
+    ``auth`` turns API key checks on or off; by default ``MLOOP_SERVER_AUTH`` decides, and
+    its ``auto`` means on unless ``host`` (default 127.0.0.1) is a loopback address.
+    The registry endpoints and auth need a :class:`SqlBackend` (its store holds users and models).
     """
+    from mloop.server._auth import Guard, auth_enabled, check_routes_covered
     from mloop.server._routes_artifacts import artifacts_router
     from mloop.server._routes_experiments import experiments_router
+    from mloop.server._routes_registry import registry_router
     from mloop.server._routes_runs import runs_router
 
     if backend is None:
         backend = _backend_from_settings()
+    if auth is None:
+        from mloop.config import get_settings
+
+        auth = auth_enabled(get_settings().server_auth, host or "127.0.0.1")
+    from mloop.tracking._sql_backend import SqlBackend
+
+    store = backend.store if isinstance(backend, SqlBackend) else None
+    if auth and not isinstance(store, MetadataStore):
+        raise ConfigError(
+            f"server auth needs the users and keys of a metadata store, and {backend!r} has "
+            "none; serve a database-backed store or turn auth off"
+        )
     app = FastAPI(
         title="mloop tracking server",
         version=API_VERSION,
@@ -42,8 +63,10 @@ def create_app(backend: TrackingBackend | None = None) -> FastAPI:
         default_response_class=OrjsonResponse,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(Guard(store))] if auth and isinstance(store, MetadataStore) else [],
     )
     app.state.backend = backend
+    app.state.auth = auth
     install_error_handlers(app)
 
     @app.get("/health", tags=["server"])
@@ -54,6 +77,9 @@ def create_app(backend: TrackingBackend | None = None) -> FastAPI:
     app.include_router(experiments_router(backend))
     app.include_router(runs_router(backend))
     app.include_router(artifacts_router(backend))
+    if isinstance(store, MetadataStore):
+        app.include_router(registry_router(store))
+    check_routes_covered(app.routes)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -96,15 +122,34 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-def serve(host: str = "127.0.0.1", port: int = 5000, workers: int = 1) -> None:
+def serve(
+    host: str = "127.0.0.1", port: int = 5000, workers: int = 1, auth: str | None = None
+) -> None:
     """Run the tracking server with uvicorn until interrupted.
 
     Each worker process opens the stores named by the settings; SQLite in WAL mode lets
-    several workers share one file.
+    several workers share one file. ``auth`` (``auto``/``on``/``off``, default
+    ``MLOOP_SERVER_AUTH``) is decided here, from the address bound, and handed to every
+    worker through the environment.
     """
+    import os
+
     import uvicorn
 
-    logger.info("mloop tracking server on http://%s:%d", host, port)
+    from mloop.config import get_settings
+    from mloop.server._auth import auth_enabled, is_loopback
+
+    enabled = auth_enabled(auth or get_settings().server_auth, host)
+    os.environ["MLOOP_SERVER_AUTH"] = "on" if enabled else "off"
+    if not enabled and not is_loopback(host):
+        logger.warning(
+            "AUTH IS OFF on %s: anyone who can reach this port can read and change every "
+            "experiment, run, artifact and model; start with --auth on (or bind 127.0.0.1)",
+            host,
+        )
+    logger.info(
+        "mloop tracking server on http://%s:%d (auth %s)", host, port, "on" if enabled else "off"
+    )
     uvicorn.run(
         "mloop.server._app:create_app",
         factory=True,

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mloop.errors import MloopError
+from mloop.errors import MloopError, Unauthenticated
 
 logger = logging.getLogger("mloop.server")
 
@@ -57,6 +57,11 @@ class ErrorResponse(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "The request is malformed or invalid."},
+    401: {
+        "model": ErrorResponse,
+        "description": "Auth is on and the API key is missing or invalid.",
+    },
+    403: {"model": ErrorResponse, "description": "The API key's roles do not allow this."},
     404: {"model": ErrorResponse, "description": "The experiment, run or artifact is unknown."},
     409: {"model": ErrorResponse, "description": "The write contradicts stored data."},
     500: {"model": ErrorResponse, "description": "Unexpected server error (see server log)."},
@@ -79,7 +84,9 @@ async def _mloop_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MloopError)
     if exc.http_status >= 500:
         logger.error("%s on %s %s: %s", exc.code, request.method, request.url.path, exc.message)
-    return error_response(exc.http_status, exc.code, exc.message, exc.details)
+    # RFC 9110: a 401 names the scheme the client should use.
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return error_response(exc.http_status, exc.code, exc.message, exc.details, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.responses import Response
 
+from mloop.registry._roles import Resource
+from mloop.server._auth import may_read
 from mloop.server._errors import ERROR_RESPONSES, OrjsonResponse
 from mloop.tracking._backend import TrackingBackend
 
@@ -55,9 +57,13 @@ def experiments_router(backend: TrackingBackend) -> APIRouter:
         return OrjsonResponse({"experiment_id": experiment_id}, status_code=201)
 
     @router.get("", response_model=ExperimentsResponse)
-    def search_experiments(view_type: ViewType = "ACTIVE_ONLY") -> Response:
-        """Experiments by lifecycle stage, oldest first."""
-        found = backend.search_experiments(view_type)
+    def search_experiments(request: Request, view_type: ViewType = "ACTIVE_ONLY") -> Response:
+        """Experiments by lifecycle stage, oldest first (those the caller may read)."""
+        found = [
+            e
+            for e in backend.search_experiments(view_type)
+            if may_read(request, Resource.experiment(e.experiment_id, e.name))
+        ]
         return OrjsonResponse({"experiments": [e.to_dict() for e in found]})
 
     @router.get("/by-name", response_model=ExperimentByNameResponse)

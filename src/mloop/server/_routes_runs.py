@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Base64Bytes, BaseModel, Field, StringConstraints
 from starlette.responses import Response
 
 from mloop._ids import now_ms
 from mloop.errors import InvalidInput
+from mloop.server._auth import acting_user
 from mloop.server._errors import ERROR_RESPONSES, OrjsonResponse
 from mloop.server._routes_experiments import TagKey, ViewType
 from mloop.tracking._backend import TrackingBackend
@@ -164,12 +165,13 @@ def runs_router(backend: TrackingBackend) -> APIRouter:
     router = APIRouter(prefix="/api/v1/runs", tags=["runs"], responses=ERROR_RESPONSES)
 
     @router.post("", status_code=201, response_model=RunModel)
-    def create_run(body: CreateRunRequest) -> Response:
-        """Start a run (status RUNNING) in an active experiment."""
+    def create_run(body: CreateRunRequest, request: Request) -> Response:
+        """Start a run (status RUNNING) in an active experiment; with auth on, its user is
+        the API key's owner, whatever ``user_id`` says."""
         run = backend.create_run(
             body.experiment_id,
             run_name=body.run_name,
-            user_id=body.user_id,
+            user_id=acting_user(request, body.user_id),
             start_time=body.start_time if body.start_time is not None else now_ms(),
             tags=body.tags,
             parent_run_id=body.parent_run_id,

@@ -8,7 +8,7 @@ from mloop.config import Settings, get_settings
 from mloop.tracking._backend import TrackingBackend
 
 _lock = threading.Lock()
-_backends: dict[tuple[str, str, str], TrackingBackend] = {}
+_backends: dict[tuple[str, str, str, str], TrackingBackend] = {}
 
 
 def backend_for(
@@ -21,7 +21,7 @@ def backend_for(
     """
     settings = settings or get_settings()
     uri = tracking_uri or settings.tracking_uri or settings.resolved_db_uri
-    key = (uri, settings.resolved_artifact_uri, settings.kek_file or "")
+    key = (uri, settings.resolved_artifact_uri, settings.kek_file or "", settings.api_key or "")
     with _lock:
         backend = _backends.get(key)
         if backend is None:
@@ -33,7 +33,7 @@ def _open(uri: str, settings: Settings) -> TrackingBackend:
     if uri.startswith(("http://", "https://")):
         from mloop.tracking._rest_backend import RestBackend
 
-        return RestBackend(uri)
+        return RestBackend(uri, api_key=settings.api_key)
     from mloop.artifacts import artifact_store_for
     from mloop.store import open_store
     from mloop.tracking._sql_backend import SqlBackend

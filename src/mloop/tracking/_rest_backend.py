@@ -25,8 +25,11 @@ from mloop.errors import (
     InvalidInput,
     MloopError,
     NotFound,
+    PermissionDenied,
+    PolicyViolation,
     RemoteError,
     StoreError,
+    Unauthenticated,
     UnsafePath,
 )
 from mloop.tracking._backend import ACTIVE_ONLY
@@ -54,17 +57,22 @@ _ERRORS: dict[str, type[MloopError]] = {
     "UNSAFE_PATH": UnsafePath,
     "INTEGRITY_ERROR": IntegrityError,
     "STORE_ERROR": StoreError,
+    "UNAUTHENTICATED": Unauthenticated,
+    "PERMISSION_DENIED": PermissionDenied,
+    "POLICY_VIOLATION": PolicyViolation,
 }
 
 
 class RestBackend:
     """:class:`~mloop.tracking._backend.TrackingBackend` talking to ``mloop server`` at ``uri``."""
 
-    def __init__(self, uri: str, *, timeout: float = TIMEOUT) -> None:
+    def __init__(self, uri: str, *, timeout: float = TIMEOUT, api_key: str | None = None) -> None:
         base = uri.rstrip("/")
         self.uri = _redacted(base)  # for messages: never show a password from the URI
         # Every request carries these headers, whichever client sends it.
         headers = {"User-Agent": "mloop-client", "Accept": "application/json"}
+        if api_key:  # MLOOP_API_KEY: the server checks it when its auth is on
+            headers["Authorization"] = f"Bearer {api_key.strip()}"
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 10.0))
         self._client = httpx.Client(base_url=f"{base}/api/v1", timeout=timeouts, headers=headers)
         # JSON calls (run creation, batches, run end…) take the lean client where it can stand
@@ -282,6 +290,18 @@ class RestBackend:
         if self._lean is not None:
             self._lean.close()
         self._client.close()
+
+    def request_json(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One JSON call to another endpoint of the server (``url`` under ``/api/v1``), with
+        this backend's key, connection pool and error mapping: the registry client's way in."""
+        return self._call(method, url, json=json, params=params)
 
     # -- plumbing -------------------------------------------------------------------------
 

@@ -87,6 +87,12 @@ def _register(name: str, source: str, run_id: str, digest: str) -> int:
     dataset versions the run recorded as training inputs (``mloop.log_input``), checking
     that each exists, which is the lineage wanted here."""
     from mloop import registry
+    from mloop.registry._remote import remote_registry
 
+    remote = remote_registry()  # through a tracking server, its registry holds the run
+    if remote is not None:
+        return remote.register_model_version(
+            name, source, run_id=run_id, package_digest=digest
+        ).version
     version = registry.register_model_version(name, source, run_id=run_id, package_digest=digest)
     return version.version

@@ -76,8 +76,10 @@ def _folder(parsed: ModelUri) -> Path:
 
 def _registered(text: str, parsed: ModelsUri) -> Located:
     from mloop import registry
+    from mloop.registry._remote import remote_registry
 
-    version = registry.resolve(parsed.name, parsed.ref)
+    remote = remote_registry()  # through a tracking server, ask its registry
+    version = (remote or registry).resolve(parsed.name, parsed.ref)
     source = str(version.source)
     inner = parse_model_uri(source)
     if isinstance(inner, ModelsUri):

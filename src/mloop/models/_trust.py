@@ -49,8 +49,10 @@ def enforce(package_dir: Path, manifest: Mapping[str, Any], registered_model: st
     if registered_model is None:
         return
     from mloop.registry import get_trust_policy
+    from mloop.registry._remote import remote_registry
 
-    policy = get_trust_policy(registered_model)
+    remote = remote_registry()  # through a tracking server, its registry keeps the policy
+    policy = (remote.get_trust_policy if remote else get_trust_policy)(registered_model)
     if policy is None or not policy.require_signature:
         return
     anchors = _anchors(policy, registered_model)

@@ -85,6 +85,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/registry/models/{name}/versions"): Rule("read", MODEL),
     ("POST", "/api/v1/registry/models/{name}/versions"): Rule("write", MODEL),
     ("GET", "/api/v1/registry/models/{name}/versions/{version}"): Rule("read", MODEL),
+    ("GET", "/api/v1/registry/models/{name}/trust-policy"): Rule("read", MODEL),
     ("GET", "/api/v1/registry/models/{name}/aliases/{alias}"): Rule("read", MODEL),
     ("PUT", "/api/v1/registry/models/{name}/aliases/{alias}"): Rule("deploy", MODEL),
 }

@@ -68,6 +68,19 @@ class RegisterVersionRequest(BaseModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
+class TrustPolicyModel(BaseModel):
+    require_signature: bool
+    trusted_keys: list[str] = Field(description="PEM public keys.")
+    require_clean_scan: bool
+    required_approvals: int
+    approver_not_uploader: bool
+    require_evaluation: bool
+
+
+class TrustPolicyResponse(BaseModel):
+    policy: TrustPolicyModel | None
+
+
 class SetAliasRequest(BaseModel):
     version: int = Field(ge=1)
 
@@ -119,6 +132,13 @@ def registry_router(store: MetadataStore) -> APIRouter:
     def get_version(name: ModelName, version: Annotated[str, Path(max_length=20)]) -> Response:
         """A version by number, or ``latest`` (the newest active one)."""
         return OrjsonResponse(_version(registry.resolve(name, version, store=store)))
+
+    @router.get("/{name}/trust-policy", response_model=TrustPolicyResponse)
+    def get_trust_policy(name: ModelName) -> Response:
+        """What loading a version requires beyond its digests (null: nothing more); a
+        remote ``load_model`` enforces it as a local one does."""
+        policy = registry.get_trust_policy(name, store=store)
+        return OrjsonResponse({"policy": policy.to_dict() if policy is not None else None})
 
     @router.get("/{name}/aliases/{alias}", response_model=ModelVersionModel)
     def resolve_alias(name: ModelName, alias: Annotated[str, Path(max_length=256)]) -> Response:

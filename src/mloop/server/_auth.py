@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from fastapi import Request
 from fastapi.routing import APIRoute
 from sqlalchemy import Table, select
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute
 
 from mloop.errors import ConfigError, InvalidInput, NotFound, Unauthenticated
 from mloop.registry._entities import Principal
@@ -117,12 +119,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_routes_covered(routes: list[Any]) -> None:
+def api_routes(routes: Sequence[BaseRoute]) -> list[APIRoute]:
+    """Every endpoint of an app, with its full path (recent FastAPI keeps each included
+    router as one entry of ``app.routes``; those are expanded here)."""
+    try:
+        from fastapi.routing import (  # type: ignore[attr-defined,unused-ignore]
+            _iter_included_route_candidates as expand,
+        )
+    except ImportError:  # older FastAPI: app.routes is already flat
+        return [route for route in routes if isinstance(route, APIRoute)]
+    return [route for route in expand(routes) if isinstance(route, APIRoute)]
+
+
+def check_routes_covered(routes: Sequence[BaseRoute]) -> None:
     """Refuse an app with an endpoint the table does not guard."""
     missing = [
         f"{method} {route.path}"
-        for route in routes
-        if isinstance(route, APIRoute)
+        for route in api_routes(routes)
         for method in sorted(route.methods or ())
         if (method, route.path) not in ROUTES
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 import typer.main
@@ -83,6 +83,13 @@ def server(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    auth: Annotated[
+        Literal["auto", "on", "off"] | None,
+        typer.Option(
+            help="Require API keys (MLOOP_API_KEY on clients). Default: MLOOP_SERVER_AUTH, "
+            "else auto = on unless --host is a loopback address."
+        ),
+    ] = None,
 ) -> None:
     """Run the tracking server (HTTP API over the configured stores)."""
     try:
@@ -100,7 +107,7 @@ def server(
                 "installs the server's dependencies"
             ) from exc
         raise
-    serve(host, port, workers)
+    serve(host, port, workers, auth)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -311,12 +311,15 @@ def test_server_calls_serve(
 ) -> None:
     import mloop.server
 
-    calls: list[tuple[str, int, int]] = []
+    calls: list[tuple[str, int, int, str | None]] = []
     monkeypatch.setattr(
-        mloop.server, "serve", lambda host, port, workers: calls.append((host, port, workers))
+        mloop.server,
+        "serve",
+        lambda host, port, workers, auth: calls.append((host, port, workers, auth)),
     )
     assert run_cli(capsys, "server", "--port", "5123", "--workers", "2")[0] == 0
-    assert calls == [("127.0.0.1", 5123, 2)]
+    assert run_cli(capsys, "server", "--host", "0.0.0.0", "--auth", "on")[0] == 0
+    assert calls == [("127.0.0.1", 5123, 2, None), ("0.0.0.0", 5000, 1, "on")]
     code, _, err = run_cli(capsys, "server", "--port", "70000")
     assert code == 2
     one_error_line(err)

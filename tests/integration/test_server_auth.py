@@ -10,6 +10,12 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -347,3 +353,70 @@ def test_auto_is_on_unless_bound_to_loopback(mode: str, host: str, on: bool) -> 
 
 def test_the_documented_route_table_is_the_code(setup: Setup) -> None:
     assert route_table_markdown() in DOCS.read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(args: list[str], home: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOOP_")}
+    env["MLOOP_HOME"] = str(home)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mloop.server", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.terminate()
+    try:
+        _, err = process.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+    return err
+
+
+def test_serve_hands_auth_on_to_its_workers(tmp_path: Path) -> None:
+    port = _free_port()
+    process = _start(["--port", str(port), "--auth", "on"], tmp_path / "home")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+        assert health.status_code == 200
+        refused = httpx.get(f"http://127.0.0.1:{port}/api/v1/experiments", timeout=5)
+        assert refused.status_code == 401
+    finally:
+        _stop(process)
+
+
+def test_auth_off_off_loopback_warns_loudly(tmp_path: Path) -> None:
+    port = _free_port()
+    process = _start(["--host", "0.0.0.0", "--port", str(port), "--auth", "off"], tmp_path)
+    assert process.stderr is not None
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "AUTH IS OFF" not in seen:
+            assert time.monotonic() < deadline, f"no warning in {seen!r}"
+            ready, _, _ = select.select([process.stderr], [], [], 0.5)
+            if ready:
+                line = process.stderr.readline()
+                assert line or process.poll() is None, f"the server exited: {seen!r}"
+                seen += line
+    finally:
+        _stop(process)
+    assert "0.0.0.0" in seen

@@ -11,15 +11,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
 import mloop
 from mloop import registry
-from mloop.errors import NotFound, PermissionDenied, PolicyViolation, Unauthenticated
+from mloop.errors import (
+    MloopError,
+    NotFound,
+    PermissionDenied,
+    PolicyViolation,
+    TamperedPackage,
+    Unauthenticated,
+    UntrustedSignature,
+)
 from mloop.registry._remote import RemoteRegistry, remote_registry
 from mloop.server import create_app
 from mloop.store import MetadataStore
+from mloop.tracking._rest_backend import error_from_response
 from tests.fixtures.live_server import running_server
 
 X = np.array([[0.0, 0.1], [0.2, 0.0], [1.0, 0.9], [0.9, 1.1], [0.1, 0.2], [1.1, 1.0]])
@@ -162,3 +172,22 @@ def test_no_key_is_refused_with_how_to_fix(server: Server, monkeypatch: pytest.M
     _as(monkeypatch, None)
     with pytest.raises(Unauthenticated, match="MLOOP_API_KEY"):
         mloop.load_model("models:/iris/1")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        Unauthenticated("no key"),
+        PermissionDenied("not yours"),
+        PolicyViolation("needs an approval"),
+        NotFound("no such model"),
+        TamperedPackage("changed"),
+        UntrustedSignature("unsigned"),
+    ],
+)
+def test_server_errors_come_back_as_their_class(error: MloopError) -> None:
+    body = {"error": {"code": error.code, "message": error.message, "details": {"k": 1}}}
+    response = httpx.Response(error.http_status, json=body)
+    back = error_from_response(response, "http://server")
+    assert type(back) is type(error)
+    assert (back.message, back.details) == (error.message, {"k": 1})

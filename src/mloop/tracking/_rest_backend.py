@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from mloop.errors import (
+    ConfigError,
     Conflict,
     FilterSyntaxError,
     IntegrityError,
@@ -29,8 +30,10 @@ from mloop.errors import (
     PolicyViolation,
     RemoteError,
     StoreError,
+    TamperedPackage,
     Unauthenticated,
     UnsafePath,
+    UntrustedSignature,
 )
 from mloop.tracking._backend import ACTIVE_ONLY
 from mloop.tracking._entities import (
@@ -60,6 +63,9 @@ _ERRORS: dict[str, type[MloopError]] = {
     "UNAUTHENTICATED": Unauthenticated,
     "PERMISSION_DENIED": PermissionDenied,
     "POLICY_VIOLATION": PolicyViolation,
+    "TAMPERED_PACKAGE": TamperedPackage,
+    "UNTRUSTED_SIGNATURE": UntrustedSignature,
+    "CONFIG_ERROR": ConfigError,
 }
 
 

@@ -420,3 +420,10 @@ def test_auth_off_off_loopback_warns_loudly(tmp_path: Path) -> None:
     finally:
         _stop(process)
     assert "0.0.0.0" in seen
+
+
+def test_openapi_declares_the_bearer_scheme_without_a_key(setup: Setup) -> None:
+    schema = httpx.get(f"{setup.url}/openapi.json", timeout=10).json()
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert schema["security"] == [{"ApiKey": []}]
+    assert schema["paths"]["/health"]["get"]["security"] == []

@@ -191,3 +191,20 @@ def test_server_errors_come_back_as_their_class(error: MloopError) -> None:
     back = error_from_response(response, "http://server")
     assert type(back) is type(error)
     assert (back.message, back.details) == (error.message, {"k": 1})
+
+
+def test_with_auth_off_the_servers_configured_user_registers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLOOP_USER", "ops-bot")
+    app = create_app(auth=False)
+    with running_server(app) as url:
+        mloop.set_tracking_uri(url)
+        try:
+            with mloop.start_run():
+                info = mloop.log_model(_model(), "model", registered_model_name="iris")
+        finally:
+            mloop.set_tracking_uri(None)
+    stored = registry.get_model_version("iris", 1, store=app.state.backend.store)
+    assert stored.uploader == "ops-bot"
+    assert stored.package_digest == info.package_digest

@@ -118,6 +118,16 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     components = schema.get("components", {}).get("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    if app.state.auth:  # lets /docs offer "Authorize" with an API key
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "ApiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "An mloop API key: mloop_<key id>_<secret>.",
+            }
+        }
+        schema["security"] = [{"ApiKey": []}]
+        schema["paths"]["/health"]["get"]["security"] = []
     app.openapi_schema = schema
     return schema
 

@@ -427,3 +427,24 @@ def test_openapi_declares_the_bearer_scheme_without_a_key(setup: Setup) -> None:
     assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
     assert schema["security"] == [{"ApiKey": []}]
     assert schema["paths"]["/health"]["get"]["security"] == []
+
+
+def test_a_key_is_hashed_once_per_process_not_per_request(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mloop.registry import _keys
+
+    hashed: list[str] = []
+    real = _keys.hash_key
+
+    def counting(key: str, salt: str, scheme: str = _keys.SCHEME) -> str:
+        hashed.append(salt)
+        return real(key, salt, scheme)
+
+    monkeypatch.setattr(_keys, "hash_key", counting)
+    key = registry.create_api_key("viewer", store=setup.app.state.backend.store).key
+    hashed.clear()  # creating the key hashed it once
+    with httpx.Client(base_url=setup.url, headers={"Authorization": f"Bearer {key}"}) as http:
+        for _ in range(5):
+            assert http.get("/api/v1/experiments").status_code == 200
+    assert len(hashed) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import os
 import select
 import socket
@@ -257,7 +258,10 @@ def test_every_route_answers_as_the_tables_say(setup: Setup, caller: str) -> Non
         "disabled user",
     ],
 )
-def test_every_route_refuses_a_caller_without_a_valid_key(setup: Setup, refused: str) -> None:
+def test_every_route_refuses_a_caller_without_a_valid_key(
+    setup: Setup, refused: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     header = setup.refused[refused]
     world = setup.callers["admin"].world
     with httpx.Client(base_url=setup.url, timeout=30) as http:
@@ -276,6 +280,8 @@ def test_every_route_refuses_a_caller_without_a_valid_key(setup: Setup, refused:
             assert error["code"] == "UNAUTHENTICATED"
             if header and "mloop_" in header:
                 assert header.split()[1] not in response.text  # never echo a key
+    if header:
+        assert header.split()[1] not in caplog.text  # nor log it
 
 
 def test_runs_record_the_key_owner_not_the_claimed_user(setup: Setup) -> None:

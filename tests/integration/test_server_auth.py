@@ -42,6 +42,7 @@ from mloop.server._auth import (
     PUBLIC,
     ROUTES,
     RUN,
+    RUN_FILES,
     api_routes,
     auth_enabled,
     check_routes_covered,
@@ -214,7 +215,7 @@ def _resource(kind: str, world: World) -> Resource:
         return Resource.model(world.model)
     if kind == ANY:
         return GLOBAL
-    assert kind in (EXPERIMENT, EXPERIMENT_NAME, BODY_EXPERIMENT, BODY_EXPERIMENTS, RUN)
+    assert kind in (EXPERIMENT, EXPERIMENT_NAME, BODY_EXPERIMENT, BODY_EXPERIMENTS, RUN, RUN_FILES)
     return Resource.experiment(world.experiment_id, world.experiment)
 
 

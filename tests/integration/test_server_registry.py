@@ -49,7 +49,8 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     registry.create_user("vic", roles=[("viewer", "global")])
     # May log runs in "scoped" only: registering a model needs write on the model too.
     registry.create_user("sam", roles=[("editor", "experiment:scoped")])
-    keys = {name: registry.create_api_key(name).key for name in ("alice", "vic", "sam")}
+    registry.create_user("mo", roles=[("viewer", "model:iris")])  # the model, not its runs
+    keys = {name: registry.create_api_key(name).key for name in ("alice", "vic", "sam", "mo")}
     app = create_app(auth=True)
     with running_server(app) as url:
         monkeypatch.setenv("MLOOP_HOME", str(tmp_path / "client-home"))
@@ -208,3 +209,23 @@ def test_with_auth_off_the_servers_configured_user_registers(
     stored = registry.get_model_version("iris", 1, store=app.state.backend.store)
     assert stored.uploader == "ops-bot"
     assert stored.package_digest == info.package_digest
+
+
+def test_who_may_read_a_model_may_load_it_but_not_read_its_run(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _as(monkeypatch, server.keys["alice"])
+    model = _model()
+    with mloop.start_run() as run:
+        mloop.log_model(model, "model", registered_model_name="iris")
+        mloop.log_model(model, "unregistered")
+    _as(monkeypatch, server.keys["mo"])
+    loaded = mloop.load_model("models:/iris/1")
+    assert list(loaded.predict(X)) == list(model.predict(X))  # type: ignore[attr-defined]
+    client = mloop.MloopClient(server.url)
+    with pytest.raises(PermissionDenied, match="'mo' may not read experiment"):
+        client.list_artifacts(run.info.run_id)
+    with pytest.raises(PermissionDenied):
+        mloop.load_model(f"runs:/{run.info.run_id}/unregistered")
+    with pytest.raises(PermissionDenied):
+        client.get_run(run.info.run_id)

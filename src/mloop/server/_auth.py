@@ -47,6 +47,9 @@ EXPERIMENT_NAME = "experiment-name"  # query parameter name
 BODY_EXPERIMENT = "body:experiment_id"  # JSON body field experiment_id
 BODY_EXPERIMENTS = "body:experiment_ids"  # JSON body field experiment_ids (each one)
 RUN = "run"  # path parameter run_id → its experiment
+# Reading a run's files: its experiment, or a registered model whose version's package
+# (the source runs:/RUN_ID/PATH) holds the files asked for.
+RUN_FILES = "run-files"
 MODEL = "model"  # path parameter name → model:<name>
 LISTING = "listing"  # any valid key; the answer is filtered to what it may read
 
@@ -79,8 +82,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/runs/{run_id}/inputs"): Rule("read", RUN),
     # artifacts
     ("PUT", "/api/v1/runs/{run_id}/artifact"): Rule("write", RUN),
-    ("GET", "/api/v1/runs/{run_id}/artifact"): Rule("read", RUN),
-    ("GET", "/api/v1/runs/{run_id}/artifacts"): Rule("read", RUN),
+    ("GET", "/api/v1/runs/{run_id}/artifact"): Rule("read", RUN_FILES),
+    ("GET", "/api/v1/runs/{run_id}/artifacts"): Rule("read", RUN_FILES),
     # registry
     ("GET", "/api/v1/registry/models"): Rule("read", LISTING),
     ("GET", "/api/v1/registry/models/{name}"): Rule("read", MODEL),
@@ -95,6 +98,8 @@ assert all(rule.action in ACTIONS for rule in ROUTES.values())
 
 EXPERIMENTS = cast(Table, s.Experiment.__table__)
 RUNS = cast(Table, s.Run.__table__)
+MODELS = cast(Table, s.RegisteredModel.__table__)
+VERSIONS = cast(Table, s.ModelVersion.__table__)
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 
@@ -185,6 +190,9 @@ class Guard:
         request.state.principal = principal
         if rule.resource == LISTING or allowed(principal, rule.action, GLOBAL):
             return
+        if rule.resource == RUN_FILES:
+            await self._check_run_files(principal, rule.action, request)
+            return
         for resource in await self._resources(rule, request):
             authorize(principal, rule.action, resource)
 
@@ -212,7 +220,43 @@ class Guard:
             raise InvalidInput("experiment ids in the request body must be strings")
         return [await run_in_threadpool(self._experiment, str(i)) for i in ids]
 
+    async def _check_run_files(self, principal: Principal, action: str, request: Request) -> None:
+        """Who may read a model may load it: the files of a registered version's package
+        are readable with the model's role, the run's other files are not."""
+        run_id = str(request.path_params["run_id"])
+        experiment = await run_in_threadpool(self._run_experiment, run_id)
+        if allowed(principal, action, experiment):
+            return
+        path = request.query_params.get("path") or ""
+        models = await run_in_threadpool(self._models_packaged_at, run_id, path)
+        if not any(allowed(principal, action, Resource.model(m)) for m in models):
+            authorize(principal, action, experiment)  # raises, naming the experiment
+
     # One indexed read each; only scoped principals get here.
+
+    def _models_packaged_at(self, run_id: str, path: str) -> list[str]:
+        """Registered models with a version whose package in run ``run_id`` holds ``path``."""
+        from mloop.artifacts import safe_relpath
+        from mloop.errors import UnsafePath
+
+        try:
+            if not path or safe_relpath(path) != path:
+                return []
+        except UnsafePath:
+            return []
+        with self._store.read() as conn:
+            rows = conn.execute(
+                select(MODELS.c.name, VERSIONS.c.source)
+                .select_from(VERSIONS.join(MODELS))
+                .where(VERSIONS.c.run_id == run_id)
+            ).all()
+        prefix = f"runs:/{run_id}/"
+        found = []
+        for name, source in rows:
+            package = str(source)[len(prefix) :] if str(source).startswith(prefix) else ""
+            if package and (path == package or path.startswith(package + "/")):
+                found.append(str(name))
+        return found
 
     def _experiment(self, experiment_id: str) -> Resource:
         with self._store.read() as conn:
@@ -276,6 +320,7 @@ def route_table_markdown() -> str:
         BODY_EXPERIMENT: "the body's experiment",
         BODY_EXPERIMENTS: "each experiment in the body",
         RUN: "the run's experiment",
+        RUN_FILES: "the run's experiment, or a model whose registered package holds the path",
         MODEL: "the registered model",
         LISTING: "each item listed (others are left out)",
     }

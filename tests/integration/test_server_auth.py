@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import ipaddress
 import logging
 import os
 import select
@@ -24,6 +25,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mloop import registry
 from mloop.artifacts import artifact_store_for
@@ -455,3 +458,28 @@ def test_a_key_is_hashed_once_per_process_not_per_request(
         for _ in range(5):
             assert http.get("/api/v1/experiments").status_code == 200
     assert len(hashed) == 1
+
+
+@given(st.ip_addresses())
+def test_auto_decides_by_the_address_itself(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
+    assert auth_enabled("auto", str(address)) is not address.is_loopback
+    assert auth_enabled("auto", f"[{address}]") is not address.is_loopback
+
+
+@given(st.text(max_size=200))
+def test_any_authorization_header_is_a_key_or_a_clear_401(header: str) -> None:
+    from starlette.requests import Request
+
+    from mloop.server._auth import _bearer
+
+    sent = header.encode("latin-1", "replace")
+    raw = [(b"authorization", sent)] if header else []
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": raw})
+    scheme, _, token = sent.decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        assert _bearer(request) == token.strip()
+        return
+    with pytest.raises(Unauthenticated, match="Bearer"):
+        _bearer(request)

@@ -4,14 +4,15 @@ With auth on, every endpoint but ``/health`` (and the OpenAPI pages ``/docs`` an
 ``/openapi.json``, which describe the API and reveal no data) needs
 ``Authorization: Bearer mloop_<key id>_<secret>``. The key becomes a
 :class:`~mloop.registry.Principal` through :func:`mloop.registry.authenticate` (the
-scrypt check is remembered per process, so a repeated key costs one indexed read), then
+scrypt check is remembered per process, so a repeated key costs one read transaction of
+its key row and roles, by primary key and index), then
 :data:`ROUTES` says which action the route is and how to find what it touches; the
 principal must hold a role allowing that action there (:func:`mloop.registry.authorize`).
 
 A principal holding the action globally is let through without looking anything up;
 only a scoped principal costs one more indexed read (a run's experiment, an experiment's
-name). Listing endpoints (:data:`LISTING`) need a valid key only: they filter their
-answer to what the principal may read.
+name, the models packaged in a run). Listing endpoints (:data:`LISTING`) need a valid
+key only: they filter their answer to what the principal may read.
 
 Every app route must appear in :data:`ROUTES` (``create_app`` refuses to build otherwise),
 so a new endpoint cannot ship unguarded.

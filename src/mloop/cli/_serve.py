@@ -2,8 +2,48 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+from mloop.errors import InvalidInput
+
+
+def serve(
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="DEPLOYMENT_OR_MODEL_URI",
+            help="A deployment name, or a model to serve as an implicit deployment: "
+            "models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or a package folder.",
+            show_default=False,
+        ),
+    ],
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. Off loopback, API keys are required unless "
+            "MLOOP_SERVER_AUTH=off or the deployment's guards say otherwise."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int, typer.Option(help="Server processes (each loads the models; they share the port).")
+    ] = 1,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn's log level (request logs are JSON lines on stdout).")
+    ] = "warning",
+) -> None:
+    """Serve a model over the Open Inference Protocol (KServe V2) and TF-Serving JSON."""
+    if not 0 < port < 65536:
+        raise InvalidInput(f"--port {port} is not a TCP port (1-65535)")
+    if workers < 1:
+        raise InvalidInput(f"--workers {workers} must be at least 1")
+    from mloop.serving._app import serve as run  # imported late: `mloop --help` stays fast
+
+    run(target, host=host, port=port, workers=workers, log_level=log_level)
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands and groups to the root ``mloop`` app."""
+    app.command("serve")(serve)

@@ -257,7 +257,7 @@ def input_metadata(signature: ModelSignature | None) -> list[dict[str, Any]]:
 
 
 def output_metadata(
-    signature: ModelSignature | None, classes: Sequence[Any] | None
+    signature: ModelSignature | None, classes: Sequence[Any] | np.ndarray[Any, Any] | None
 ) -> list[dict[str, Any]]:
     schema = None if signature is None else signature.outputs
     found: list[dict[str, Any]] = []

@@ -1,0 +1,266 @@
+"""The state an inference server's handlers share: the served deployment (swapped live
+when a stored deployment gets a new revision) and the guards' machinery — the API-key
+cache, the rate limiter, metrics, the prediction and feedback logs, tracing.
+
+A stored deployment is polled every ``deployment_poll_interval`` seconds; a new revision is
+loaded beside the old one and swapped in, so changes apply without a restart and without
+dropping a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mloop.errors import (
+    MloopError,
+    NotFound,
+    RateLimited,
+    StoreError,
+    Unauthenticated,
+)
+from mloop.serving._served import DeploymentSource, ServedDeployment
+
+if TYPE_CHECKING:
+    from mloop.config import Settings
+    from mloop.registry import Principal
+    from mloop.security._ratelimit import RateLimiter
+    from mloop.serving._feedback import FeedbackLog
+    from mloop.serving._metrics import ServingMetrics
+    from mloop.serving._predlog import PredictionLog
+    from mloop.serving._tracing import RequestLogger, Tracing
+    from mloop.store import MetadataStore
+
+log = logging.getLogger("mloop.serving")
+
+SERVER_NAME = "mloop"
+EXTENSIONS = ["binary_tensor_data"]
+ROUTE_KEY = "x-mloop-route-key"
+ATYPICAL_HEADER = "X-Mloop-Atypical"
+SAFE_ID = re.compile(r"[\x21-\x7e]{1,128}")
+_PRINCIPAL_TTL = 5.0
+JSON_TYPE = "application/json"
+
+
+def json_response(
+    document: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY),
+        status_code=status,
+        headers=dict(headers or {}),
+        media_type=JSON_TYPE,
+    )
+
+
+def error_response(exc: MloopError, request_id: str | None = None) -> Response:
+    """The one error shape: ``{"error": message}`` with the error's HTTP status."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="mloop"'
+    if request_id is not None:
+        headers["X-Request-ID"] = request_id
+    return json_response({"error": exc.message}, exc.http_status, headers)
+
+
+def is_loopback(host: str) -> bool:
+    name = host.strip().strip("[]").lower()
+    if name in ("localhost", "localhost.localdomain", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+class ServingState:
+    """Everything the request handlers share: the served deployment and the guards'
+    machinery (auth cache, rate limiter, metrics, logs, tracing)."""
+
+    def __init__(
+        self,
+        source: DeploymentSource,
+        *,
+        settings: Settings,
+        host: str,
+        store: MetadataStore | None,
+        metrics: ServingMetrics,
+        prediction_log: PredictionLog | None,
+        feedback_log: FeedbackLog | None,
+        rate_limiter: RateLimiter,
+        tracing: Tracing,
+        request_logger: RequestLogger,
+        poll_interval: float,
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self.host = host
+        self.store = store
+        self.metrics = metrics
+        self.prediction_log = prediction_log
+        self.feedback_log = feedback_log
+        self.rate_limiter = rate_limiter
+        self.tracing = tracing
+        self.request_logger = request_logger
+        self.poll_interval = poll_interval
+        self.current: ServedDeployment | None = None
+        self.arriving = 0
+        self._principals: dict[bytes, tuple[float, Principal]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._poller: asyncio.Task[None] | None = None
+
+    # -- the deployment ---------------------------------------------------------------------
+
+    def served(self, name: str) -> ServedDeployment:
+        current = self.current
+        if current is None:
+            raise StoreError("the deployment is still loading; retry in a moment")
+        if name != current.name:
+            raise NotFound(
+                f"model {name!r} is not served here; this server serves {current.name!r}"
+            )
+        return current
+
+    async def refresh(self) -> bool:
+        """Load the stored deployment again if its revision moved; True when swapped."""
+        current = self.current
+        revision = await run_in_threadpool(self.source.revision)
+        if current is not None and revision == current.revision:
+            return False
+        loaded = await run_in_threadpool(self.source.load)
+        self.current = loaded
+        self.source.forget_unused(loaded)
+        log.info("serving %s revision %d", loaded.name, loaded.revision)
+        return True
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self.refresh()
+            except Exception:  # keep serving the revision we have
+                log.warning("reloading deployment %s failed", self.source.target, exc_info=True)
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def count_arrival(self, delta: int) -> None:
+        self.arriving += delta
+        if delta < 0 and self.current is not None:
+            for model in self.current.all_models:
+                model.batcher.nudge()
+
+    # -- guards -----------------------------------------------------------------------------
+
+    def auth_on(self, served: ServedDeployment) -> bool:
+        mode = served.guards.auth if served.guards.auth != "auto" else self.settings.server_auth
+        if mode == "on":
+            return True
+        if mode == "off":
+            return False
+        return not is_loopback(self.host)
+
+    async def authenticate(self, request: Request, served: ServedDeployment) -> Principal | None:
+        """The caller (None with auth off), allowed to ``predict`` on this deployment."""
+        if not self.auth_on(served):
+            return None
+        from mloop.registry._roles import Resource, authorize
+
+        principal = await self._principal(request)
+        authorize(principal, "predict", Resource.deployment(served.name))
+        return principal
+
+    async def _principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization")
+        if not header:
+            raise Unauthenticated(
+                "this deployment requires an API key: send `Authorization: Bearer mloop_…`; "
+                "create one with `mloop keys create USER`"
+            )
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated(
+                "the Authorization header must read `Bearer mloop_<key id>_<secret>`"
+            )
+        digest = hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+        now = time.monotonic()
+        cached = self._principals.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        from mloop.registry._identity import authenticate
+
+        principal = await run_in_threadpool(authenticate, token, store=self.store)
+        if len(self._principals) > 10_000:
+            self._principals.clear()
+        self._principals[digest] = (now + _PRINCIPAL_TTL, principal)
+        return principal
+
+    async def limit(
+        self, request: Request, served: ServedDeployment, principal: Principal | None
+    ) -> str:
+        guards = served.guards
+        buckets: list[tuple[str, Any]] = []
+        if guards.rate_limit_per_key is not None:
+            who = (
+                f"key:{principal.key_id}"
+                if principal is not None and principal.key_id
+                else f"client:{request.client.host if request.client else 'unknown'}"
+            )
+            buckets.append((f"{served.name}:{who}", guards.rate_limit_per_key))
+        if guards.rate_limit_per_deployment is not None:
+            buckets.append((f"{served.name}:deployment", guards.rate_limit_per_deployment))
+        if not buckets:
+            return "off"
+        retry_after = await self.rate_limiter.acquire_all(buckets)
+        if retry_after is not None:
+            raise RateLimited(
+                f"rate limit of deployment {served.name!r} reached; retry after "
+                f"{retry_after:.2f} s",
+                retry_after=retry_after,
+            )
+        return "allowed"
+
+    # -- startup and shutdown ---------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        if self.source.stored and self.poll_interval > 0:
+            self._poller = asyncio.create_task(self._poll())
+        try:
+            yield
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Drain: stop polling, let shadows finish (briefly), flush the logs."""
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
+        if self.prediction_log is not None:
+            await run_in_threadpool(self.prediction_log.close)
+        if self.feedback_log is not None:
+            await run_in_threadpool(self.feedback_log.close)
+        await self.rate_limiter.aclose()
+        self.tracing.shutdown()

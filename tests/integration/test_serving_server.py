@@ -1,0 +1,411 @@
+"""The inference server end to end: a live uvicorn on 127.0.0.1 serving a real scikit-learn
+model logged with mloop.log_model on iris, and the same app in-process for the guards."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import uvicorn
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+import mloop
+from mloop.config import get_settings
+from mloop.serving import create_app, create_deployment, read_predictions, update_deployment
+
+START_TIMEOUT = 20.0
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve ``app`` (lifespan on: the revision poller runs) on a free port; yield its URL."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        ws="none",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="mloop-serving-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            thread.join(timeout=5)
+            raise RuntimeError("the inference server did not start")
+        time.sleep(0.005)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def iris_models() -> tuple[np.ndarray[Any, Any], list[LogisticRegression]]:
+    """Two versions of ``iris`` in the registry (v1: C=1, v2: C=0.01) and their models."""
+    features, target = load_iris(return_X_y=True)
+    models = [LogisticRegression(max_iter=500, C=c).fit(features, target) for c in (1.0, 0.01)]
+    for model in models:
+        with mloop.start_run():
+            mloop.log_model(
+                model, "model", input_example=features[:3], registered_model_name="iris"
+            )
+    return features, models
+
+
+@pytest.fixture
+def iris() -> tuple[np.ndarray[Any, Any], list[LogisticRegression]]:
+    return iris_models()
+
+
+def oip(rows: np.ndarray[Any, Any], **extra: Any) -> dict[str, Any]:
+    tensor = {"name": "input-0", "shape": list(rows.shape), "datatype": "FP64"}
+    return {"inputs": [{**tensor, "data": rows.tolist()}], **extra}
+
+
+def _with_null() -> dict[str, Any]:
+    body = oip(np.ones((1, 4)))
+    body["inputs"][0]["data"] = [[1.0, None, 1.0, 1.0]]  # JSON's missing value
+    return body
+
+
+def call(app: Any, *requests: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
+    """Send requests to ``app`` in-process, one after the other."""
+
+    async def scenario() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return [await client.request(m, p, **kw) for m, p, kw in requests]
+
+    return asyncio.run(scenario())
+
+
+def test_oip_and_tfserving_on_a_live_server(iris: Any) -> None:
+    features, models = iris
+    rows = features[[0, 60, 120]]
+    expected = models[0].predict(rows).tolist()
+    app = create_app("models:/iris/1", request_log=False)
+    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        assert client.get("/v2/health/live").json() == {"live": True}
+        assert client.get("/v2/health/ready").status_code == 200
+        server = client.get("/v2").json()
+        assert server["name"] == "mloop"
+        assert "binary_tensor_data" in server["extensions"]
+        meta = client.get("/v2/models/iris").json()
+        assert meta["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+        assert meta["outputs"][0] == {"name": "predictions", "datatype": "INT64", "shape": [-1]}
+        assert meta["outputs"][1]["shape"] == [-1, 3]
+        assert meta["versions"] == ["1"]
+        assert client.get("/v2/models/iris/versions/1/ready").json()["ready"] is True
+        assert client.get("/v2/models/iris/versions/9/ready").status_code == 404
+        assert client.get("/v2/models/rose").status_code == 404
+
+        answer = client.post("/v2/models/iris/infer", json=oip(rows, id="req-1"))
+        assert answer.status_code == 200
+        body = answer.json()
+        assert body["id"] == "req-1"
+        assert answer.headers["x-request-id"] == "req-1"
+        assert (body["model_name"], body["model_version"]) == ("iris", "1")
+        assert body["outputs"] == [
+            {"name": "predictions", "datatype": "INT64", "shape": [3], "data": expected}
+        ]
+        flat = oip(rows, outputs=[{"name": "probabilities"}])
+        flat["inputs"][0]["data"] = rows.reshape(-1).tolist()
+        probabilities = client.post("/v2/models/iris/versions/1/infer", json=flat).json()
+        (output,) = probabilities["outputs"]
+        assert output["shape"] == [3, 3]
+        np.testing.assert_allclose(
+            np.reshape(output["data"], (3, 3)), models[0].predict_proba(rows)
+        )
+        assert len(probabilities["id"]) == 32  # generated when the client sent none
+
+        by_header = client.post(
+            "/v2/models/iris/infer", json=oip(rows), headers={"X-Request-ID": "trace-7"}
+        )
+        assert by_header.json()["id"] == "trace-7"
+        assert by_header.headers["x-request-id"] == "trace-7"
+
+        records = client.post("/v1/models/iris:predict", json={"instances": rows.tolist()})
+        assert records.json()["predictions"] == expected
+        columns = client.post("/v1/models/iris/versions/1:predict", json={"inputs": rows.tolist()})
+        assert columns.json()["predictions"] == expected
+
+        metrics = client.get("/metrics").text
+        assert 'mloop_requests_total{deployment="iris",model="iris",role="primary"' in metrics
+        assert "mloop_batch_size" in metrics
+
+    logged = read_predictions(get_settings().resolved_prediction_log_uri, "iris")
+    ids = logged.column("request_id").to_pylist()
+    assert {"req-1", "trace-7"} <= set(ids)
+    assert set(logged.column("role").to_pylist()) == {"primary"}
+
+
+def test_every_error_is_oip_shaped_and_4xx(iris: Any) -> None:
+    app = create_app("models:/iris/1", request_log=False)
+    good = oip(np.ones((1, 4)))
+    cases = [
+        ("POST", "/v2/models/iris/infer", {"content": b"{not json"}),
+        ("POST", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "x"}]}}),
+        ("POST", "/v2/models/iris/infer", {"json": oip(np.ones((1, 3)))}),
+        ("POST", "/v2/models/iris/infer", {"json": _with_null()}),
+        ("POST", "/v2/models/iris/infer", {"json": {**good, "outputs": [{"name": "nope"}]}}),
+        ("POST", "/v2/models/iris/versions/7/infer", {"json": good}),
+        ("POST", "/v2/models/rose/infer", {"json": good}),
+        ("GET", "/v2/models/iris/infer", {}),
+        ("GET", "/nowhere", {}),
+        ("POST", "/v1/models/iris:explain", {"json": {"instances": [[1, 2, 3, 4]]}}),
+        ("POST", "/v1/models/iris:predict", {"json": {"instances": [[1, 2, 3]]}}),
+        ("POST", "/v1/models/iris:predict", {"json": {"instances": [["a", "b", "c", "d"]]}}),
+        ("POST", "/v1/models/iris:predict", {"json": {"rows": []}}),
+        (
+            "POST",
+            "/v2/models/iris/infer",
+            {"content": b'{"inputs":[]}', "headers": {"Inference-Header-Content-Length": "x"}},
+        ),
+    ]
+    responses = call(app, *cases)
+    for (method, path, _), response in zip(cases, responses, strict=True):
+        assert 400 <= response.status_code < 500, (method, path, response.text)
+        assert response.status_code != 422
+        assert set(response.json()) == {"error"}
+        assert response.json()["error"]
+    assert responses[2].status_code == 400
+    assert "input-0" in responses[2].json()["error"]
+    assert responses[5].status_code == 404
+    assert responses[7].status_code == 405
+
+
+def test_oversized_bodies_and_rate_limits(iris: Any) -> None:
+    create_deployment(
+        "guarded",
+        {
+            "members": [{"model": "iris", "version": 1}],
+            "guards": {
+                "max_request_bytes": 2000,
+                "rate_limit_per_deployment": {"rate": 0.001, "burst": 3},
+            },
+        },
+    )
+    app = create_app("guarded", request_log=False, log_predictions=False)
+    small = oip(np.ones((1, 4)))
+    big = oip(np.ones((300, 4)))
+    ok, too_big, ok_again, limited = call(
+        app,
+        ("POST", "/v2/models/guarded/infer", {"json": small}),
+        ("POST", "/v2/models/guarded/infer", {"json": big}),
+        ("POST", "/v1/models/guarded:predict", {"json": {"instances": [[1, 2, 3, 4]]}}),
+        ("POST", "/v2/models/guarded/infer", {"json": small}),
+    )
+    assert ok.status_code == 200
+    assert too_big.status_code == 413
+    assert "max_request_bytes" in too_big.json()["error"]
+    assert ok_again.status_code == 200
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) >= 1
+    assert set(limited.json()) == {"error"}
+
+
+def test_auth_with_api_keys_scoped_to_the_deployment(
+    iris: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mloop.registry import create_api_key, create_user
+
+    create_user("reader", roles=[("viewer", "deployment:iris")])
+    create_user("other", roles=[("viewer", "deployment:roses")])
+    reader = create_api_key("reader").key
+    other = create_api_key("other").key
+    monkeypatch.setenv("MLOOP_SERVER_AUTH", "on")
+    app = create_app("models:/iris/1", request_log=False, log_predictions=False)
+    body = {"json": oip(np.ones((1, 4)))}
+    path = "/v2/models/iris/infer"
+    missing, wrong, scoped_elsewhere, allowed, live, meta = call(
+        app,
+        ("POST", path, body),
+        ("POST", path, {**body, "headers": {"Authorization": "Bearer mloop_nope_nope"}}),
+        ("POST", path, {**body, "headers": {"Authorization": f"Bearer {other}"}}),
+        ("POST", path, {**body, "headers": {"Authorization": f"Bearer {reader}"}}),
+        ("GET", "/v2/health/live", {}),
+        ("GET", "/v2/models/iris", {}),
+    )
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert wrong.status_code == 401
+    assert scoped_elsewhere.status_code == 403
+    assert allowed.status_code == 200
+    assert live.status_code == 200  # probes need no key
+    assert meta.status_code == 401
+    assert reader not in allowed.text
+
+
+def test_shadow_answers_are_logged_never_returned(iris: Any) -> None:
+    features, models = iris
+    create_deployment(
+        "mirrored",
+        {
+            "members": [
+                {"model": "iris", "version": 1},
+                {"model": "iris", "version": 2, "role": "shadow"},
+            ]
+        },
+    )
+    app = create_app("mirrored", request_log=False)
+    rows = features[:5]
+    (answer,) = call(app, ("POST", "/v2/models/mirrored/infer", {"json": oip(rows, id="m-1")}))
+    assert answer.json()["model_version"] == "1"
+    assert answer.json()["outputs"][0]["data"] == models[0].predict(rows).tolist()
+    root = get_settings().resolved_prediction_log_uri
+    deadline = time.monotonic() + 10
+    while True:  # the shadow logs after the answer: poll for its record
+        table = read_predictions(root, "mirrored")
+        roles = dict(
+            zip(table.column("role").to_pylist(), table.column("version").to_pylist(), strict=True)
+        )
+        if "shadow" in roles or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert roles == {"primary": 1, "shadow": 2}
+    assert set(table.column("request_id").to_pylist()) == {"m-1"}
+
+
+def test_live_reload_follows_new_revisions_without_failing_requests(iris: Any) -> None:
+    create_deployment("prod", {"members": [{"model": "iris", "version": 1}]})
+    app = create_app("prod", request_log=False, log_predictions=False, poll_interval=0.05)
+    body = oip(np.ones((1, 4)))
+    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        assert client.post("/v2/models/prod/infer", json=body).json()["model_version"] == "1"
+        update_deployment("prod", {"members": [{"model": "iris", "version": 2}]})
+        versions = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            answer = client.post("/v2/models/prod/infer", json=body)
+            assert answer.status_code == 200
+            versions.append(answer.json()["model_version"])
+            if versions[-1] == "2":
+                break
+        assert versions[-1] == "2"
+        assert client.get("/v2/models/prod").json()["versions"] == ["2"]
+
+
+def test_sticky_canary_routing_and_version_pinning(iris: Any) -> None:
+    create_deployment(
+        "split",
+        {
+            "members": [
+                {"model": "iris", "version": 1},
+                {"model": "iris", "version": 2, "role": "canary", "weight": 50},
+            ]
+        },
+    )
+    app = create_app("split", request_log=False, log_predictions=False)
+    body = {"json": oip(np.ones((1, 4)))}
+    keyed = [
+        ("POST", "/v2/models/split/infer", {**body, "headers": {"X-Mloop-Route-Key": f"user-{i}"}})
+        for i in range(12)
+    ]
+    first = [r.json()["model_version"] for r in call(app, *keyed)]
+    again = [r.json()["model_version"] for r in call(app, *keyed)]
+    assert first == again
+    assert set(first) == {"1", "2"}
+    (pinned,) = call(app, ("POST", "/v2/models/split/versions/2/infer", body))
+    assert pinned.json()["model_version"] == "2"
+
+
+def test_ensemble_mean_and_output_guards(iris: Any) -> None:
+    features, models = iris
+    create_deployment(
+        "ensemble",
+        {
+            "members": [{"model": "iris", "version": 1}, {"model": "iris", "version": 2}],
+            "combine": "mean",
+        },
+    )
+    create_deployment(
+        "labels",
+        {"members": [{"model": "iris", "version": 1}], "guards": {"output": "label"}},
+    )
+    create_deployment(
+        "topk",
+        {"members": [{"model": "iris", "version": 1}], "guards": {"output": "top_k", "top_k": 2}},
+    )
+    rows = features[[0, 70, 140]]
+    ask = oip(rows, outputs=[{"name": "predictions"}, {"name": "probabilities"}])
+    (mean,) = call(
+        create_app("ensemble", request_log=False, log_predictions=False),
+        ("POST", "/v2/models/ensemble/infer", {"json": ask}),
+    )
+    outputs = {o["name"]: o for o in mean.json()["outputs"]}
+    expected = (models[0].predict_proba(rows) + models[1].predict_proba(rows)) / 2
+    np.testing.assert_allclose(np.reshape(outputs["probabilities"]["data"], (3, 3)), expected)
+    assert outputs["predictions"]["data"] == expected.argmax(axis=1).tolist()
+    assert "model_version" not in mean.json()
+
+    (label,) = call(
+        create_app("labels", request_log=False, log_predictions=False),
+        ("POST", "/v2/models/labels/infer", {"json": ask}),
+    )
+    assert [o["name"] for o in label.json()["outputs"]] == ["predictions"]
+    (top,) = call(
+        create_app("topk", request_log=False, log_predictions=False),
+        ("POST", "/v1/models/topk:predict", {"json": {"instances": rows.tolist()}}),
+    )
+    first = top.json()["predictions"][0]
+    assert set(first) == {"predictions", "top_k_classes", "top_k_probabilities"}
+    assert len(first["top_k_classes"]) == 2
+
+
+def test_a_model_with_named_columns_takes_one_input_per_column() -> None:
+    frame, target = load_iris(return_X_y=True, as_frame=True)
+    model = LogisticRegression(max_iter=500).fit(frame, target)
+    with mloop.start_run():
+        mloop.log_model(model, "model", input_example=frame[:3], registered_model_name="flowers")
+    app = create_app("models:/flowers/1", request_log=False, log_predictions=False)
+    rows = frame.iloc[[0, 75, 149]]
+    expected = model.predict(rows).tolist()
+    inputs = [
+        {"name": name, "shape": [3], "datatype": "FP64", "data": rows[name].tolist()}
+        for name in frame.columns
+    ]
+    meta, by_column, records, missing = call(
+        app,
+        ("GET", "/v2/models/flowers", {}),
+        ("POST", "/v2/models/flowers/infer", {"json": {"inputs": inputs}}),
+        ("POST", "/v1/models/flowers:predict", {"json": {"instances": rows.to_dict("records")}}),
+        ("POST", "/v2/models/flowers/infer", {"json": {"inputs": inputs[1:]}}),
+    )
+    assert [i["name"] for i in meta.json()["inputs"]] == list(frame.columns)
+    assert by_column.json()["outputs"][0]["data"] == expected
+    assert records.json()["predictions"] == expected
+    assert missing.status_code == 400
+    assert "sepal length (cm)" in missing.json()["error"]
+
+
+def test_feedback_is_recorded_against_the_served_deployment(iris: Any) -> None:
+    from mloop.serving import read_feedback
+
+    app = create_app("models:/iris/1", request_log=False)
+    answer, feedback, bad = call(
+        app,
+        ("POST", "/v2/models/iris/infer", {"json": oip(np.ones((1, 4)), id="fb-1")}),
+        ("POST", "/v1/feedback", {"json": {"items": [{"request_id": "fb-1", "label": 2}]}}),
+        ("POST", "/v1/feedback", {"json": {"items": [{"label": 2}]}}),
+    )
+    assert answer.status_code == 200
+    assert feedback.json() == {"recorded": 1}
+    assert bad.status_code == 400
+    table = read_feedback(get_settings().resolved_prediction_log_uri, "iris")
+    assert table.column("request_id").to_pylist() == ["fb-1"]

@@ -265,21 +265,31 @@ def test_shadow_answers_are_logged_never_returned(iris: Any) -> None:
     )
     app = create_app("mirrored", request_log=False)
     rows = features[:5]
-    (answer,) = call(app, ("POST", "/v2/models/mirrored/infer", {"json": oip(rows, id="m-1")}))
+    with serving(app) as url:  # a live loop: the shadow finishes after the answer is sent
+        answer = httpx.post(f"{url}/v2/models/mirrored/infer", json=oip(rows, id="m-1"))
+        roles = _logged_roles("mirrored")
     assert answer.json()["model_version"] == "1"
     assert answer.json()["outputs"][0]["data"] == models[0].predict(rows).tolist()
+    assert roles == {("primary", 1, "m-1"), ("shadow", 2, "m-1")}
+
+
+def _logged_roles(deployment: str) -> set[tuple[str, int, str]]:
+    """(role, version, request id) of the logged records, once a shadow's is among them."""
     root = get_settings().resolved_prediction_log_uri
     deadline = time.monotonic() + 10
     while True:  # the shadow logs after the answer: poll for its record
-        table = read_predictions(root, "mirrored")
-        roles = dict(
-            zip(table.column("role").to_pylist(), table.column("version").to_pylist(), strict=True)
+        table = read_predictions(root, deployment)
+        found = set(
+            zip(
+                table.column("role").to_pylist(),
+                table.column("version").to_pylist(),
+                table.column("request_id").to_pylist(),
+                strict=True,
+            )
         )
-        if "shadow" in roles or time.monotonic() > deadline:
-            break
+        if any(role == "shadow" for role, _, _ in found) or time.monotonic() > deadline:
+            return found
         time.sleep(0.05)
-    assert roles == {"primary": 1, "shadow": 2}
-    assert set(table.column("request_id").to_pylist()) == {"m-1"}
 
 
 def test_live_reload_follows_new_revisions_without_failing_requests(iris: Any) -> None:

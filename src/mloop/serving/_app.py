@@ -30,6 +30,8 @@ from mloop.errors import (
     MloopError,
     NotFound,
 )
+from mloop.serving._batching import Outputs
+from mloop.serving._obfuscation import PREDICTIONS, PROBABILITIES
 from mloop.serving._pipeline import oip_decoder, oip_encoder, predict, tf_decoder, tf_encoder
 from mloop.serving._served import DeploymentSource, ServedModel
 from mloop.serving._state import (
@@ -41,6 +43,7 @@ from mloop.serving._state import (
     json_response,
 )
 from mloop.serving._validation import (
+    ModelInput,
     input_metadata,
     output_metadata,
     read_body,
@@ -157,14 +160,6 @@ def _routes(state: ServingState) -> list[Route]:
     model = "/v2/models/{name}"
     versioned = "/v2/models/{name}/versions/{version}"
     return [
-        Route("/v2/health/live", live, methods=["GET"]),
-        Route("/v2/health/ready", ready, methods=["GET"]),
-        Route("/v2", server_metadata, methods=["GET"]),
-        Route("/v2/", server_metadata, methods=["GET"]),
-        Route(model, guarded(model_metadata), methods=["GET"]),
-        Route(versioned, guarded(model_metadata), methods=["GET"]),
-        Route(f"{model}/ready", guarded(model_ready), methods=["GET"]),
-        Route(f"{versioned}/ready", guarded(model_ready), methods=["GET"]),
         Route(f"{model}/infer", infer, methods=["POST"]),
         Route(f"{versioned}/infer", infer, methods=["POST"]),
         Route("/v1/models/{target}", guarded(tf_predict), methods=["POST"]),
@@ -173,6 +168,14 @@ def _routes(state: ServingState) -> list[Route]:
             guarded(tf_predict_version),
             methods=["POST"],
         ),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/", server_metadata, methods=["GET"]),
+        Route(model, guarded(model_metadata), methods=["GET"]),
+        Route(versioned, guarded(model_metadata), methods=["GET"]),
+        Route(f"{model}/ready", guarded(model_ready), methods=["GET"]),
+        Route(f"{versioned}/ready", guarded(model_ready), methods=["GET"]),
         Route("/v1/feedback", guarded(feedback), methods=["POST"]),
         Route("/metrics", guarded(metrics), methods=["GET"]),
     ]
@@ -233,8 +236,33 @@ def create_app(
             size, current.name if current else "", model.name, model.version_label, model.role
         )
 
+    def after_batch(model: ServedModel, batch: ModelInput, outputs: Outputs) -> None:
+        """Input and output metrics once per model call, not per request: under load a
+        batch of many requests costs one pass."""
+        current = holder[0].current
+        if current is None or model.role == "shadow":
+            return  # a shadow's answers are logged, not served
+        if current.combine == "none" or model is current.members[0]:
+            columns = batch.tensor if batch.tensor is not None else batch.columns or {}
+            metrics.observe_inputs(current.name, columns)
+        review = 0
+        probabilities = outputs.get(PROBABILITIES)
+        threshold = current.guards.review_threshold
+        if threshold is not None and probabilities is not None and probabilities.size:
+            review = int((probabilities.max(axis=1) < threshold).sum())
+        labels = outputs.get(PREDICTIONS) if model.classes is not None else None
+        metrics.observe_outputs(
+            current.name, model.name, model.version_label, labels, needs_review=review,
+            rows=batch.rows,
+        )  # fmt: skip
+
     source = DeploymentSource(
-        target, store=store, on_batch=on_batch, arriving=lambda: holder[0].arriving if holder else 0
+        target,
+        store=store,
+        on_batch=on_batch,
+        after_batch=after_batch,
+        arriving=lambda: holder[0].arriving if holder else 0,
+        alone=lambda: not holder or holder[0].alone(),
     )
     served = source.load()
     if log_predictions and prediction_log is None:

@@ -9,7 +9,12 @@ the drain waits (at most ``max_batch_wait_ms``) only while the server reports re
 still *arriving* for this deployment (read and decoded but not yet queued), since those
 are about to join.
 
-A request larger than ``max_batch_size`` rows runs alone, unsplit.
+A request larger than ``max_batch_size`` rows runs alone, unsplit. A lone request of at
+most ``inline_rows`` rows (nothing queued, no batch running, and ``alone()``: the server
+has no other request in flight) is predicted
+on the event loop itself: for a small model call the hop to a worker thread and back costs
+more than the call. Under load the batches go to the worker thread, so the model runs
+while the loop parses the next requests.
 """
 
 from __future__ import annotations
@@ -49,6 +54,9 @@ class MicroBatcher:
         arriving: Callable[[], int] | None = None,
         executor: Executor | None = None,
         on_batch: Callable[[int], None] | None = None,
+        after_batch: Callable[[ModelInput, Outputs], None] | None = None,
+        inline_rows: int = 0,
+        alone: Callable[[], bool] | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -58,12 +66,22 @@ class MicroBatcher:
         self._arriving = arriving or (lambda: 0)
         self._executor = executor
         self._on_batch = on_batch
+        self._after_batch = after_batch
+        self.inline_rows = inline_rows
+        self._alone = alone or (lambda: self._arriving() == 0)
         self._queue: collections.deque[_Job] = collections.deque()
         self._arrived: asyncio.Event | None = None
         self._drainer: asyncio.Task[None] | None = None
 
     async def predict(self, model_input: ModelInput, probabilities: bool = False) -> Outputs:
         """This request's rows of the batched answer."""
+        if (
+            model_input.rows <= self.inline_rows
+            and not self._queue
+            and (self._drainer is None or self._drainer.done())
+            and self._alone()
+        ):
+            return self._call(model_input, probabilities)  # alone: no queue, no task, no wait
         loop = asyncio.get_running_loop()
         job = _Job(model_input, probabilities, loop.create_future())
         self._queue.append(job)
@@ -82,7 +100,11 @@ class MicroBatcher:
     async def _drain(self) -> None:
         while self._queue:
             batch = self._take()
-            if self.max_batch_wait and self._rows(batch) < self.max_batch_size:
+            if (
+                self.max_batch_wait
+                and self._rows(batch) < self.max_batch_size
+                and self._arriving() > 0
+            ):
                 await self._gather_arrivals(batch)
             await self._run(batch)
 
@@ -130,6 +152,8 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         try:
             outputs = await loop.run_in_executor(self._executor, self._predict, merged, want)
+            if self._after_batch is not None:
+                self._after_batch(merged, outputs)
         except Exception as exc:
             if len(jobs) == 1:
                 jobs[0].future.set_exception(exc)
@@ -147,6 +171,15 @@ class MicroBatcher:
                     outputs if len(jobs) == 1 else {k: v[start:end] for k, v in outputs.items()}
                 )
             start = end
+
+    def _call(self, batch: ModelInput, probabilities: bool) -> Outputs:
+        """Predict on the event loop's thread (small batches)."""
+        if self._on_batch is not None:
+            self._on_batch(batch.rows)
+        outputs = self._predict(batch, probabilities)
+        if self._after_batch is not None:
+            self._after_batch(batch, outputs)
+        return outputs
 
 
 def concat(inputs: list[ModelInput]) -> ModelInput:

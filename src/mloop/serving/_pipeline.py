@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -78,7 +78,7 @@ Encoder = Callable[[_Call, dict[str, np.ndarray[Any, Any]]], Response]
 
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id")
-    return given if given is not None and SAFE_ID.fullmatch(given) else uuid.uuid4().hex
+    return given if given is not None and SAFE_ID.fullmatch(given) else os.urandom(16).hex()
 
 
 async def predict(
@@ -97,8 +97,12 @@ async def predict(
             served = state.served(name)
             deployment = served.name
             call = _Call(request_id, served, span)
-            with state.metrics.in_flight(deployment):
-                response = await _guarded(state, request, call, pinned, decoder, encoder)
+            state.in_flight += 1
+            try:
+                with state.metrics.in_flight(deployment):
+                    response = await _guarded(state, request, call, pinned, decoder, encoder)
+            finally:
+                state.in_flight -= 1
             status = 200
         except MloopError as exc:
             status, error = exc.http_status, exc.code
@@ -165,9 +169,6 @@ async def _guarded(
         inputs = [validate(m.signature, arrays) for m in members]
     finally:
         state.count_arrival(-1)
-    state.metrics.observe_inputs(
-        served.name, inputs[0].tensor if inputs[0].tensor is not None else inputs[0].columns or {}
-    )
     _check_atypical(served, inputs[0], call)
     probabilities = _wants_probabilities(served, requested)
     if len(members) == 1:
@@ -201,14 +202,6 @@ async def _guarded(
                 latency_ms=(time.perf_counter() - call.started) * 1000,
             )
         )
-    state.metrics.observe_outputs(
-        served.name,
-        members[0].name,
-        members[0].version_label,
-        outputs[PREDICTIONS] if members[0].classes is not None else None,
-        needs_review=int(review),
-        rows=inputs[0].rows,
-    )
     return encoder(call, _selected(shown, requested))
 
 

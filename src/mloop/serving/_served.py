@@ -17,6 +17,7 @@ they started with and none is dropped.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     from mloop.store import MetadataStore
 
 log = logging.getLogger("mloop.serving")
+INLINE_ROWS = 64
+"""Batches up to this many rows are predicted on the event loop, larger ones in a thread."""
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -194,13 +197,17 @@ class DeploymentSource:
         store: MetadataStore | None = None,
         executor: Executor | None = None,
         on_batch: Any = None,
+        after_batch: Any = None,
         arriving: Any = None,
+        alone: Any = None,
     ) -> None:
         self.target = target
         self._store = store
         self._executor = executor
         self._on_batch = on_batch
+        self._after_batch = after_batch
         self._arriving = arriving
+        self._alone = alone
         self._cache: dict[str, LoadedModel] = {}
         self.stored = _is_deployment_name(target)
 
@@ -276,6 +283,9 @@ class DeploymentSource:
             arriving=self._arriving,
             executor=self._executor,
             on_batch=None if self._on_batch is None else _bound(self._on_batch, served),
+            after_batch=None if self._after_batch is None else _bound(self._after_batch, served),
+            inline_rows=int(os.environ.get("MLOOP_INLINE_ROWS", INLINE_ROWS)),
+            alone=self._alone,
         )
         return served
 
@@ -287,10 +297,10 @@ class DeploymentSource:
 
 
 def _bound(callback: Any, served: ServedModel) -> Any:
-    def on_batch(size: int) -> None:
-        callback(served, size)
+    def bound(*args: Any) -> None:
+        callback(served, *args)
 
-    return on_batch
+    return bound
 
 
 def _detector(served: ServedDeployment, spec: DeploymentSpec) -> AtypicalDetector | None:

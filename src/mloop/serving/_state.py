@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -121,6 +122,7 @@ class ServingState:
         self.poll_interval = poll_interval
         self.current: ServedDeployment | None = None
         self.arriving = 0
+        self.in_flight = 0
         self._principals: dict[bytes, tuple[float, Principal]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
@@ -157,6 +159,15 @@ class ServingState:
             except Exception:  # keep serving the revision we have
                 log.warning("reloading deployment %s failed", self.source.target, exc_info=True)
 
+    def alone(self) -> bool:
+        """Whether the request asking is the only work this process has: no other request
+        in flight or being read, and nothing else ready to run on the event loop (another
+        connection's bytes waiting to be parsed). Then a small prediction runs inline."""
+        if self.in_flight > 1 or self.arriving:
+            return False
+        ready = getattr(asyncio.get_running_loop(), "_ready", None)  # CPython's run queue
+        return ready is None or len(ready) == 0
+
     def spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)
@@ -176,7 +187,11 @@ class ServingState:
             return True
         if mode == "off":
             return False
-        return not is_loopback(self.host)
+        return not self._loopback
+
+    @functools.cached_property
+    def _loopback(self) -> bool:
+        return is_loopback(self.host)
 
     async def authenticate(self, request: Request, served: ServedDeployment) -> Principal | None:
         """The caller (None with auth off), allowed to ``predict`` on this deployment."""

@@ -114,6 +114,9 @@ def _typed(values: Any, expected: str | None, where: str) -> np.ndarray[Any, Any
         return array
     target = np.dtype(expected)
     if target.kind == "f" and kind in "iuf":
+        finite = array[np.isfinite(array)] if kind == "f" else array
+        if finite.size and np.abs(finite).max() > np.finfo(target).max:
+            return array  # out of range for the model's width: validation refuses it
         return array.astype(target)
     if target.kind in "iu" and kind in "iu":
         info = np.iinfo(target)

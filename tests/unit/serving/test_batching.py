@@ -194,3 +194,22 @@ def test_concat_columns_keeps_row_order() -> None:
     assert merged.columns is not None
     assert merged.columns["x"].tolist() == [1, 2, 3]
     assert merged.columns["y"].tolist() == ["a", "b", "c"]
+
+
+def test_small_batches_run_on_the_loop_thread_large_ones_in_a_worker() -> None:
+    threads: list[int] = []
+
+    def model(batch: ModelInput, probabilities: bool) -> dict[str, Any]:
+        threads.append(threading.get_ident())
+        assert batch.tensor is not None
+        return {"predictions": batch.tensor[:, 0]}
+
+    async def scenario() -> int:
+        batcher = MicroBatcher(model, inline_rows=2)
+        await batcher.predict(rows(1.0))
+        await batcher.predict(rows(1.0, 2.0, 3.0))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert threads[0] == loop_thread
+    assert threads[1] != loop_thread

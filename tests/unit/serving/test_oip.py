@@ -253,3 +253,11 @@ def test_structured_garbage_is_invalid_input(
     header = orjson.dumps({"inputs": inputs})
     with contextlib.suppress(InvalidInput):
         decode_request(header + tail if binary else header, len(header) if binary else None)
+
+
+def test_numbers_beyond_a_float_width_are_refused_not_made_infinite() -> None:
+    body = orjson.dumps(
+        {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1e300]}]}
+    )
+    with pytest.raises(InvalidInput, match="beyond the FP32 range"):
+        decode_request(body)

@@ -33,15 +33,39 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="uvicorn's log level (request logs are JSON lines on stdout).")
     ] = "warning",
+    prediction_log: Annotated[
+        bool,
+        typer.Option(
+            "--prediction-log/--no-prediction-log",
+            help="Log every answered request durably before answering (MLOOP_PREDICTION_LOG_URI).",
+        ),
+    ] = True,
+    log_fsync: Annotated[
+        str,
+        typer.Option(
+            help="always: each answer is on disk before it is sent (survives a power cut); "
+            "group: same, sharing fsyncs across threads; off: survives a killed server only."
+        ),
+    ] = "always",
 ) -> None:
     """Serve a model over the Open Inference Protocol (KServe V2) and TF-Serving JSON."""
     if not 0 < port < 65536:
         raise InvalidInput(f"--port {port} is not a TCP port (1-65535)")
     if workers < 1:
         raise InvalidInput(f"--workers {workers} must be at least 1")
+    if log_fsync not in ("always", "group", "off"):
+        raise InvalidInput(f"--log-fsync {log_fsync!r} is not one of always, group, off")
     from mloop.serving._app import serve as run  # imported late: `mloop --help` stays fast
 
-    run(target, host=host, port=port, workers=workers, log_level=log_level)
+    run(
+        target,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        log_predictions=prediction_log,
+        log_fsync=log_fsync,
+    )
 
 
 def register(app: typer.Typer) -> None:

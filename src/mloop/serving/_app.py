@@ -207,6 +207,7 @@ def create_app(
     host: str = "127.0.0.1",
     store: MetadataStore | None = None,
     log_predictions: bool = True,
+    log_fsync: str = "always",
     prediction_log: PredictionLog | None = None,
     metrics: ServingMetrics | None = None,
     rate_limiter: RateLimiter | None = None,
@@ -219,7 +220,9 @@ def create_app(
     The models are loaded (and their digests verified) here, before the app is returned.
     ``host`` is where the server listens: with ``server_auth = "auto"`` (the default) auth
     is on unless it is a loopback address. ``log_predictions=False`` turns the prediction
-    log off (benchmarks, tests of other parts).
+    log off (benchmarks, tests of other parts). ``log_fsync``: ``"always"`` makes each
+    answer durable on disk before it is sent (concurrent requests share an fsync),
+    ``"off"`` only survives a killed process, not a power cut (see docs/predictions.md).
     """
     from mloop.config import get_settings
     from mloop.security._ratelimit import rate_limiter_for
@@ -268,7 +271,7 @@ def create_app(
     if log_predictions and prediction_log is None:
         from mloop.serving._predlog import PredictionLog
 
-        prediction_log = PredictionLog(settings=settings)
+        prediction_log = PredictionLog(settings=settings, fsync=log_fsync)
     feedback_log = None
     if log_predictions:
         from mloop.serving._feedback import FeedbackLog
@@ -307,7 +310,12 @@ def app_from_environment() -> Starlette:
     target = os.environ.get("MLOOP_SERVE_TARGET")
     if not target:
         raise ConfigError("MLOOP_SERVE_TARGET is not set; start the server with `mloop serve`")
-    return create_app(target, host=os.environ.get("MLOOP_SERVE_HOST", "127.0.0.1"))
+    return create_app(
+        target,
+        host=os.environ.get("MLOOP_SERVE_HOST", "127.0.0.1"),
+        log_predictions=os.environ.get("MLOOP_SERVE_LOG", "1") == "1",
+        log_fsync=os.environ.get("MLOOP_SERVE_FSYNC", "always"),
+    )
 
 
 def serve(
@@ -317,8 +325,11 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     log_level: str = "warning",
+    log_predictions: bool = True,
+    log_fsync: str = "always",
 ) -> None:
-    """Serve ``target`` with uvicorn until interrupted (Ctrl-C drains and flushes)."""
+    """Serve ``target`` with uvicorn until interrupted (Ctrl-C or SIGTERM drain the
+    requests in flight and flush the logs)."""
     import uvicorn
 
     options: dict[str, Any] = {
@@ -331,11 +342,14 @@ def serve(
     if workers > 1:
         os.environ["MLOOP_SERVE_TARGET"] = target
         os.environ["MLOOP_SERVE_HOST"] = host
+        os.environ["MLOOP_SERVE_LOG"] = "1" if log_predictions else "0"
+        os.environ["MLOOP_SERVE_FSYNC"] = log_fsync
         uvicorn.run(
             "mloop.serving._app:app_from_environment", factory=True, workers=workers, **options
         )
         return
-    uvicorn.run(create_app(target, host=host), **options)
+    app = create_app(target, host=host, log_predictions=log_predictions, log_fsync=log_fsync)
+    uvicorn.run(app, **options)
 
 
 __all__ = ["app_from_environment", "create_app", "serve"]

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from mloop.store import MetadataStore
 
 log = logging.getLogger("mloop.serving")
-INLINE_ROWS = 64
+INLINE_ROWS = 1024
 """Batches up to this many rows are predicted on the event loop, larger ones in a thread."""
 _NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 

@@ -226,7 +226,7 @@ class SqlBackend:
 
         sql = self._sql
 
-        def work(conn: Connection) -> None:
+        def work(conn: Any) -> None:
             if sql.insert_run.execute(conn, values) == 0:
                 self._refuse_run(conn, experiment_id, parent_run_id)
             if tag_rows:
@@ -234,7 +234,7 @@ class SqlBackend:
             if artifact_rows:
                 sql.insert_artifacts.executemany(conn, artifact_rows)
 
-        self.store.write(work)
+        self.store.write_driver(work)
         info = RunInfo(
             run_id=run_id,
             experiment_id=experiment_id,
@@ -266,23 +266,29 @@ class SqlBackend:
         self._stored_files[id(content)] = (content, blob)
         return blob
 
-    def _refuse_run(self, conn: Connection, experiment_id: str, parent_run_id: str | None) -> None:
-        """Say why the run insert wrote nothing: the experiment or the parent run is wrong."""
-        exp = conn.execute(self._sql.experiment_stage, {"b_experiment_id": experiment_id}).first()
-        if exp is None:
+    def _refuse_run(self, conn: Any, experiment_id: str, parent_run_id: str | None) -> None:
+        """Say why the run insert wrote nothing: the experiment or the parent run is wrong.
+
+        ``conn`` is the driver's connection of the transaction that tried the insert.
+        """
+        sql = self._sql
+        exp = sql.experiment_stage.fetchall(conn, {"b_experiment_id": experiment_id})
+        if not exp:
             raise NotFound(f"experiment {experiment_id!r} does not exist")
-        if exp[0] != "active":
+        if exp[0][0] != "active":
             raise InvalidInput(
                 f"experiment {experiment_id!r} is deleted; restore it or choose another"
             )
-        if parent_run_id is not None and not self._run_exists(conn, parent_run_id):
+        if parent_run_id is not None and not sql.run_exists.fetchall(
+            conn, {"b_run_id": parent_run_id}
+        ):
             raise NotFound(f"parent run {parent_run_id!r} does not exist")
         raise Conflict(  # both were fine a moment ago: another writer changed one of them
             f"run could not be created in experiment {experiment_id!r}; try again"
         )
 
     def _run_exists(self, conn: Connection, run_id: str) -> bool:
-        return conn.execute(self._sql.run_exists, {"b_run_id": run_id}).first() is not None
+        return conn.execute(self._sql.run_exists_query, {"b_run_id": run_id}).first() is not None
 
     def get_run(self, run_id: str) -> Run:
         with self.store.read() as conn:
@@ -386,7 +392,7 @@ class SqlBackend:
 
         sql = self._sql
 
-        def work(conn: Connection) -> None:
+        def work(conn: Any) -> None:
             if param_rows:
                 self._write_params(conn, run_id, param_rows)
             if tag_rows:
@@ -398,30 +404,28 @@ class SqlBackend:
                 raise NotFound(f"run {run_id!r} does not exist")
 
         try:
-            self.store.write(work)
+            self.store.write_driver(work)
         except SAIntegrityError:  # the foreign key on run_id: the run is not there
             raise NotFound(f"run {run_id!r} does not exist; cannot log to it") from None
 
-    def _write_params(self, conn: Connection, run_id: str, rows: list[dict[str, str]]) -> None:
+    def _write_params(self, conn: Any, run_id: str, rows: list[dict[str, str]]) -> None:
         """Insert new params; a key already stored must carry the same value.
 
         The insert skips stored keys and counts the rows it wrote, so the common case (all
-        new) is one statement; only when some were skipped are the stored values read back
-        and compared (a written row holds the value asked for, so comparing all is exact).
+        new) is one statement; only when some were skipped are the run's stored values read
+        back and compared (a written row holds the value asked for, so comparing all is
+        exact). ``conn`` is the driver's connection of the batch's transaction.
         """
         if self._sql.insert_params.executemany(conn, rows) == len(rows):
             return
-        skipped = {r["key"]: r["value"] for r in rows}
-        existing = conn.execute(
-            self._sql.existing_params, {"b_run_id": run_id, "b_keys": list(skipped)}
-        ).all()
-        for key, old in existing:
-            if old != skipped[key]:
+        given = {r["key"]: r["value"] for r in rows}
+        for key, old in self._sql.run_params.fetchall(conn, {"b_run_id": run_id}):
+            if key in given and old != given[key]:
                 raise Conflict(
                     f"param {key!r} of run {run_id} is already {old!r} and cannot "
-                    f"change to {skipped[key]!r}; params are immutable — log a new run, "
+                    f"change to {given[key]!r}; params are immutable — log a new run, "
                     "or use a metric or tag for values that change",
-                    details={"key": key, "old": old, "new": skipped[key]},
+                    details={"key": key, "old": old, "new": given[key]},
                 )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:

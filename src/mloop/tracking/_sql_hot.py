@@ -4,9 +4,10 @@ Creating and ending a run costs two transactions of a few statements each. On SQ
 statement takes tens of microseconds inside the driver; the work SQLAlchemy does around
 each one (cache look-up, parameter processing, result set-up) cost several times that and
 was most of a run's creation time. So the statements of the hot paths are compiled by
-SQLAlchemy once per dialect and handed straight to the DB-API cursor of the transaction's
-connection. Driver errors are re-raised as the SQLAlchemy exceptions they would have been,
-so the store's busy retry and error messages work unchanged.
+SQLAlchemy once per dialect and run on the driver's own connection, in transactions that
+:meth:`~mloop.store.MetadataStore.write_driver` begins and commits there too. Driver
+errors are re-raised as the SQLAlchemy exceptions they would have been, so the store's
+busy retry and error messages work unchanged.
 
 Every bind parameter is named and supplied by the caller: a compiled statement run this
 way gets no SQLAlchemy defaults, so no statement here may rely on one.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -47,7 +48,7 @@ RUN_COLUMNS = (
 
 
 class Prepared:
-    """One statement, compiled for a dialect, executed on the DB-API cursor of a connection."""
+    """One statement, compiled for a dialect, executed on a DB-API (driver) connection."""
 
     __slots__ = ("_dbapi_error", "_dialect", "sql")
 
@@ -62,24 +63,29 @@ class Prepared:
         self._dialect = dialect
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
 
-    def execute(self, conn: Connection, params: Mapping[str, Any]) -> int:
+    def execute(self, conn: Any, params: Mapping[str, Any]) -> int:
         """Run once; return the number of rows the statement changed."""
-        return self._run(conn, params, many=False)
+        return int(self._run(conn, params, many=False, fetch=False))
 
-    def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+    def executemany(self, conn: Any, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run for every row; return the total number of rows changed."""
-        return self._run(conn, rows, many=True)
+        return int(self._run(conn, rows, many=True, fetch=False))
 
-    def _run(self, conn: Connection, params: Any, *, many: bool) -> int:
-        dbapi_connection = conn.connection.dbapi_connection
-        assert dbapi_connection is not None
-        cursor = dbapi_connection.cursor()
+    def fetchall(self, conn: Any, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a query once; return its rows."""
+        rows: list[tuple[Any, ...]] = self._run(conn, params, many=False, fetch=True)
+        return rows
+
+    def _run(self, conn: Any, params: Any, *, many: bool, fetch: bool) -> Any:
+        cursor = conn.cursor()
         try:
             if many:
                 cursor.executemany(self.sql, params)
             else:
                 cursor.execute(self.sql, params)
-            return int(cursor.rowcount)
+            if fetch:
+                return [tuple(row) for row in cursor.fetchall()]
+            return cursor.rowcount
         except self._dbapi_error as exc:
             raise DBAPIError.instance(
                 self.sql, params, exc, self._dbapi_error, dialect=self._dialect
@@ -91,8 +97,7 @@ class Prepared:
 class HotStatements:
     """What creating a run, logging a batch and ending a run execute, built once per store.
 
-    Statements that run rarely (a diagnosis after a refused insert, reading params back
-    after a conflict) stay ordinary SQLAlchemy statements: clarity costs nothing there.
+    Every one takes only named parameters the caller supplies (see the module docstring).
     """
 
     def __init__(self, dialect: Dialect) -> None:
@@ -172,15 +177,21 @@ class HotStatements:
             .values(status=bindparam("b_status"), end_time=bindparam("b_end_time"))
         )
 
+        # Rare paths inside the same transactions: saying why a run insert wrote nothing,
+        # and reading a run's params back after an insert skipped some.
         run_id: Any = bindparam("b_run_id")
-        self.run_exists = select(RUNS.c.run_id).where(RUNS.c.run_id == run_id)
-        self.experiment_stage = select(EXPERIMENTS.c.lifecycle_stage).where(
-            EXPERIMENTS.c.experiment_id == bindparam("b_experiment_id")
+        self.run_exists = prepared(select(RUNS.c.run_id).where(RUNS.c.run_id == run_id))
+        self.experiment_stage = prepared(
+            select(EXPERIMENTS.c.lifecycle_stage).where(
+                EXPERIMENTS.c.experiment_id == bindparam("b_experiment_id")
+            )
         )
+        self.run_params = prepared(
+            select(PARAMS.c.key, PARAMS.c.value).where(PARAMS.c.run_id == run_id)
+        )
+        # SQLAlchemy statements, run by the callers through an ordinary connection.
+        self.run_exists_query = select(RUNS.c.run_id).where(RUNS.c.run_id == run_id)
         self.update_run = update(RUNS).where(RUNS.c.run_id == run_id).returning(RUNS)
-        self.existing_params = select(PARAMS.c.key, PARAMS.c.value).where(
-            PARAMS.c.run_id == run_id, PARAMS.c.key.in_(bindparam("b_keys", expanding=True))
-        )
 
 
 __all__ = ["HotStatements", "Prepared"]

@@ -120,7 +120,9 @@ async def predict(
         )
         latency = time.perf_counter() - started
         member = call.route[0] if call is not None and call.route else None
+        span.set(request_id=request_id, status=status)
         if member is not None:
+            span.set(model=member.name, version=member.version, role=member.role)
             state.metrics.observe_request(
                 deployment, member.name, member.version_label, member.role, latency, status
             )

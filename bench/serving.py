@@ -18,7 +18,10 @@ requests (``/v2/models/iris/infer``, FP64 ``[N, 4]``), for a bounded duration ea
   virtualenv ``/work/bench-venv-mlserver`` (``pip install mlserver mlserver-sklearn
   uvloop==0.21.0``), when it exists;
 * **mloop+shadow**: mloop with a shadow model attached, to see what mirroring costs the
-  primary's p99.
+  primary's p99;
+* **mloop fsync=off** and **mloop no log**: the same guards with the prediction log
+  surviving a killed process only (no fsync), and with no prediction log, to show what
+  durable logging costs.
 
 Cold start is the time from process start to the first 200 from ``/v2/health/ready``.
 """
@@ -126,6 +129,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--skip-shadow", action="store_true")
+    parser.add_argument(
+        "--skip-log-variants",
+        action="store_true",
+        help="skip mloop with --log-fsync off and with --no-prediction-log",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
@@ -150,6 +158,10 @@ def main() -> None:
         "mloop": ([*mloop_cmd, "iris"], {**env, "MLOOP_SERVER_AUTH": "on"}, key),
         "bare": ([python, str(work / "bare.py"), str(work / "model.pkl")], env, None),
     }
+    if not args.skip_log_variants:
+        auth_env = {**env, "MLOOP_SERVER_AUTH": "on"}
+        servers["mloop fsync=off"] = ([*mloop_cmd, "iris", "--log-fsync", "off"], auth_env, key)
+        servers["mloop no log"] = ([*mloop_cmd, "iris", "--no-prediction-log"], auth_env, key)
     mlserver = MLSERVER_VENV / "bin" / "mlserver"
     if mlserver.exists():
         servers["mlserver"] = ([str(mlserver), "start", str(work / "mlserver")], env, None)
@@ -189,7 +201,7 @@ def main() -> None:
                     result = run_wrk(infer, script, connections, args.seconds)
                     results[(name, rows, connections)] = result
                     print(
-                        f"{name:13s} rows={rows:<5d} c={connections:<3d} {result.rps:9.0f} req/s"
+                        f"{name:16s} rows={rows:<5d} c={connections:<3d} {result.rps:9.0f} req/s"
                         f"  p99 {result.p99_ms:7.2f} ms  non-2xx {result.errors}",
                         flush=True,
                     )
@@ -261,6 +273,16 @@ def report(results: dict[tuple[str, int, int], Result], cold: dict[str, float]) 
             if other is not None:
                 line += f"  mloop/mlserver {mloop.rps / other.rps:5.2f}"
             print(line)
+    for variant in ("mloop fsync=off", "mloop no log"):
+        for rows in (1, 1000):
+            for connections in (1, 16):
+                found = results.get((variant, rows, connections))
+                bare = results.get(("bare", rows, connections))
+                if found is not None and bare is not None:
+                    print(
+                        f"  {variant:16s} rows={rows:<5d} c={connections:<3d} "
+                        f"/bare {found.rps / bare.rps:5.2f}"
+                    )
     shadow = results.get(("mloop+shadow", 1, 16))
     plain = results.get(("mloop", 1, 16))
     if shadow is not None and plain is not None:

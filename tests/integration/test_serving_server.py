@@ -419,3 +419,40 @@ def test_feedback_is_recorded_against_the_served_deployment(iris: Any) -> None:
     assert bad.status_code == 400
     table = read_feedback(get_settings().resolved_prediction_log_uri, "iris")
     assert table.column("request_id").to_pylist() == ["fb-1"]
+
+
+def test_concurrent_requests_with_one_new_key_check_it_once(
+    iris: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mloop.registry import _identity, create_api_key, create_user
+
+    create_user("caller", roles=[("viewer", "global")])
+    key = create_api_key("caller").key
+    checks: list[str] = []
+    real = _identity.authenticate
+
+    def counted(api_key: str, **kwargs: Any) -> Any:
+        checks.append(api_key)
+        return real(api_key, **kwargs)
+
+    monkeypatch.setattr(_identity, "authenticate", counted)
+    monkeypatch.setenv("MLOOP_SERVER_AUTH", "on")
+    app = create_app("models:/iris/1", request_log=False, log_predictions=False)
+
+    async def scenario() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            answers = await asyncio.gather(
+                *(
+                    client.post(
+                        "/v2/models/iris/infer",
+                        json=oip(np.ones((1, 4))),
+                        headers={"Authorization": f"Bearer {key}"},
+                    )
+                    for _ in range(10)
+                )
+            )
+        return [a.status_code for a in answers]
+
+    assert asyncio.run(scenario()) == [200] * 10
+    assert len(checks) == 1

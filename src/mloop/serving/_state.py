@@ -124,6 +124,7 @@ class ServingState:
         self.arriving = 0
         self.in_flight = 0
         self._principals: dict[bytes, tuple[float, Principal]] = {}
+        self._checking: dict[bytes, asyncio.Future[Principal]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
 
@@ -221,12 +222,20 @@ class ServingState:
         cached = self._principals.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
+        pending = self._checking.get(digest)
+        if pending is None:  # one check per key at a time: concurrent callers share it
+            pending = asyncio.ensure_future(self._check_key(digest, token))
+            self._checking[digest] = pending
+            pending.add_done_callback(lambda _: self._checking.pop(digest, None))
+        return await asyncio.shield(pending)
+
+    async def _check_key(self, digest: bytes, token: str) -> Principal:
         from mloop.registry._identity import authenticate
 
         principal = await run_in_threadpool(authenticate, token, store=self.store)
         if len(self._principals) > 10_000:
             self._principals.clear()
-        self._principals[digest] = (now + _PRINCIPAL_TTL, principal)
+        self._principals[digest] = (time.monotonic() + _PRINCIPAL_TTL, principal)
         return principal
 
     async def limit(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import hashlib
 import ipaddress
 import logging
@@ -90,6 +91,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _freeze_heap() -> None:
+    """Move everything loaded so far (libraries, models) out of the garbage collector's
+    sight: a full collection would otherwise walk that whole heap now and then, stalling
+    every request in flight for tens of milliseconds (the p99)."""
+    gc.collect()
+    gc.freeze()
+
+
 class ServingState:
     """Everything the request handlers share: the served deployment and the guards'
     machinery (auth cache, rate limiter, metrics, logs, tracing)."""
@@ -149,6 +158,7 @@ class ServingState:
         loaded = await run_in_threadpool(self.source.load)
         self.current = loaded
         self.source.forget_unused(loaded)
+        _freeze_heap()
         log.info("serving %s revision %d", loaded.name, loaded.revision)
         return True
 
@@ -267,6 +277,7 @@ class ServingState:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        _freeze_heap()
         if self.source.stored and self.poll_interval > 0:
             self._poller = asyncio.create_task(self._poll())
         try:

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,10 +48,33 @@ _PG_MIGRATION_LOCK = 0x6D6C6F6F70  # "mloop"
 # A safety net only: the background checkpointer normally keeps the WAL far below this
 # many pages; if it cannot (stopped, or one huge batch), the committing writer checkpoints.
 _WAL_AUTOCHECKPOINT_PAGES = 8192
+_NO_WAIT: ContextVar[bool] = ContextVar("mloop_store_no_wait", default=False)
+_BUSY_TIMEOUT_MS = 60_000
 _SCHEMES = {
     "sqlite": "sqlite:///path/to/mloop.db",
     "postgresql": "postgresql+psycopg://user@host:5432/dbname",
 }
+
+
+class WriteWouldWait(Exception):
+    """Raised by :meth:`MetadataStore.write_driver` inside :func:`writes_without_waiting`
+    when another writer holds SQLite's write lock: nothing was done; try again elsewhere."""
+
+
+@contextmanager
+def writes_without_waiting() -> Iterator[None]:
+    """Within this block, a SQLite driver write raises :class:`WriteWouldWait` at once
+    instead of waiting for the write lock.
+
+    For a server's event loop: a write that can start right away takes a millisecond and is
+    cheaper to run there than to hand to a worker thread, but waiting there for another
+    process's lock would stall every request; the caller then hands the write to a thread.
+    """
+    token = _NO_WAIT.set(True)
+    try:
+        yield
+    finally:
+        _NO_WAIT.reset(token)
 
 
 class MetadataStore:
@@ -110,7 +134,7 @@ class MetadataStore:
             assert connection is not None
             try:
                 if self.dialect == "sqlite":
-                    connection.execute("BEGIN IMMEDIATE")
+                    _begin_immediate(connection, wait=not _NO_WAIT.get())
                 result = work(connection)
                 connection.commit()
             except BaseException:
@@ -150,6 +174,12 @@ class MetadataStore:
             return result
 
     @property
+    def writes_in_process(self) -> bool:
+        """Whether a write is work in this process (SQLite) rather than waiting on a
+        database server, so that running it on an event loop costs no concurrency."""
+        return self.dialect == "sqlite"
+
+    @property
     def safe_uri(self) -> str:
         """The URI with any password hidden, for messages and logs."""
         return make_url(self.uri).render_as_string(hide_password=True)
@@ -158,6 +188,21 @@ class MetadataStore:
         if self._checkpointer is not None:
             self._checkpointer.close()
         self.engine.dispose()
+
+
+def _begin_immediate(connection: sqlite3.Connection, *, wait: bool) -> None:
+    if wait:
+        connection.execute("BEGIN IMMEDIATE")
+        return
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc).lower() or "busy" in str(exc).lower():
+            raise WriteWouldWait(str(exc)) from exc
+        raise
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
 
 
 class _Checkpointer:
@@ -284,7 +329,7 @@ def _sqlite_engine(url: URL) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cursor.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
@@ -390,4 +435,12 @@ def open_store(uri: str, *, migrate: bool = True) -> MetadataStore:
     return store
 
 
-__all__ = ["MetadataStore", "current_revision", "head_revision", "open_store", "upgrade"]
+__all__ = [
+    "MetadataStore",
+    "WriteWouldWait",
+    "current_revision",
+    "head_revision",
+    "open_store",
+    "upgrade",
+    "writes_without_waiting",
+]

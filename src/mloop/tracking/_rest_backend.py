@@ -48,6 +48,7 @@ from mloop.tracking._entities import (
     RunTag,
 )
 from mloop.tracking._http import LeanClient
+from mloop.tracking._run_files import RESEND_DETAIL, DigestCache
 
 CHUNK = 1 << 20
 TIMEOUT = 60.0
@@ -84,6 +85,10 @@ class RestBackend:
         # JSON calls (run creation, batches, run end…) take the lean client where it can stand
         # in for httpx exactly; artifact transfers always stream through httpx.
         self._lean = LeanClient.for_uri(f"{base}/api/v1", headers, timeouts)
+        # Files the server confirmed holding for this client (see _run_files): later runs
+        # refer to them by digest instead of sending them again.
+        self._digests = DigestCache()
+        self._server_holds: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RestBackend({self.uri!r})"
@@ -126,7 +131,7 @@ class RestBackend:
         parent_run_id: str | None,
         artifacts: Mapping[str, bytes] | None = None,
     ) -> Run:
-        body = {
+        body: dict[str, Any] = {
             "experiment_id": experiment_id,
             "run_name": run_name,
             "user_id": user_id,
@@ -135,8 +140,30 @@ class RestBackend:
             "parent_run_id": parent_run_id,
         }
         small = {p: c for p, c in (artifacts or {}).items() if len(c) <= SMALL_FILE_LIMIT}
-        body["artifacts"] = {p: base64.b64encode(c).decode() for p, c in small.items()}
-        run = Run.from_dict(self._call("POST", "/runs", json=body))
+        digests = {p: self._digests.digest(c) for p, c in small.items()}
+        held = {p: d for p, d in digests.items() if d in self._server_holds}
+        body["artifacts"] = {
+            p: base64.b64encode(c).decode() for p, c in small.items() if p not in held
+        }
+        if held:
+            body["artifact_digests"] = held
+        try:
+            answer = self._call("POST", "/runs", json=body)
+        except Conflict as exc:
+            resend = exc.details.get(RESEND_DETAIL) if held else None
+            if not isinstance(resend, list):
+                raise
+            # The server no longer holds them (restarted, evicted): send everything whole.
+            self._server_holds.difference_update(held.values())
+            body.pop("artifact_digests")
+            body["artifacts"] = {p: base64.b64encode(c).decode() for p, c in small.items()}
+            answer = self._call("POST", "/runs", json=body)
+        stored = answer.get("stored_files")
+        if isinstance(stored, dict):  # servers that can take digests say what they stored
+            if len(self._server_holds) > 1024:
+                self._server_holds.clear()
+            self._server_holds.update(d for p, d in stored.items() if digests.get(p) == d)
+        run = Run.from_dict(answer)
         for path, content in (artifacts or {}).items():
             if path not in small:
                 self.log_artifact_stream(run.info.run_id, path, io.BytesIO(content))

@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from mloop.errors import InvalidInput
 from mloop.store import open_store
-from mloop.store._engine import _Checkpointer
+from mloop.store._engine import WriteWouldWait, _Checkpointer, writes_without_waiting
 
 
 def _insert_experiment(conn: Any, name: str, dialect: str) -> None:
@@ -148,3 +148,23 @@ def test_closing_the_store_stops_its_checkpoint_thread(tmp_path: Path) -> None:
     assert thread is not None
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+def test_without_waiting_a_locked_sqlite_write_gives_way_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "busy.db"
+    store = open_store(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with writes_without_waiting(), pytest.raises(WriteWouldWait):
+            store.write_driver(lambda conn: _insert_experiment(conn, "no", "sqlite"))
+        other.execute("COMMIT")
+        with writes_without_waiting():  # the lock is free: it just writes
+            store.write_driver(lambda conn: _insert_experiment(conn, "yes", "sqlite"))
+        assert _names(store) == ["yes"]
+        # The connection that gave way waits as usual again outside the block.
+        with store.read() as conn:
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 60_000
+    finally:
+        other.close()
+        store.close()

@@ -10,8 +10,9 @@ still *arriving* for this deployment (read and decoded but not yet queued), sinc
 are about to join.
 
 A request larger than ``max_batch_size`` rows runs alone, unsplit. A lone request of at
-most ``inline_rows`` rows (nothing queued, no batch running, and ``alone()``: the server
-has no other request in flight) is predicted
+most ``inline_rows`` rows that cannot share a batch (nothing queued, no batch running, and
+either ``alone()`` — the server has no other request in flight — or the request fills a
+batch by itself) is predicted
 on the event loop itself: for a small model call the hop to a worker thread and back costs
 more than the call. Under load the batches go to the worker thread, so the model runs
 while the loop parses the next requests.
@@ -79,9 +80,11 @@ class MicroBatcher:
             model_input.rows <= self.inline_rows
             and not self._queue
             and (self._drainer is None or self._drainer.done())
-            and self._alone()
+            and (model_input.rows >= self.max_batch_size or self._alone())
         ):
-            return self._call(model_input, probabilities)  # alone: no queue, no task, no wait
+            # Nothing to batch with (alone, or too big to share a batch): no queue, no
+            # task, no thread.
+            return self._call(model_input, probabilities)
         loop = asyncio.get_running_loop()
         job = _Job(model_input, probabilities, loop.create_future())
         self._queue.append(job)

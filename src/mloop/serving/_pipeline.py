@@ -325,7 +325,7 @@ async def _shadow(
                 call, shadow, arrays, outputs, review=False,
                 served=served, role="shadow", latency_ms=latency * 1000,
             )  # fmt: skip
-            await state.prediction_log.append_async(record)
+            await state.log_shadow(record)
     except Exception as exc:
         status = exc.http_status if isinstance(exc, MloopError) else 500
         state.metrics.observe_request(

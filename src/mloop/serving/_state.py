@@ -134,6 +134,8 @@ class ServingState:
         self.in_flight = 0
         self._principals: dict[bytes, tuple[float, Principal]] = {}
         self._checking: dict[bytes, asyncio.Future[Principal]] = {}
+        self._shadow_records: list[Any] = []
+        self._shadow_flush: asyncio.Future[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._poller: asyncio.Task[None] | None = None
 
@@ -169,6 +171,23 @@ class ServingState:
                 await self.refresh()
             except Exception:  # keep serving the revision we have
                 log.warning("reloading deployment %s failed", self.source.target, exc_info=True)
+
+    async def log_shadow(self, record: Any) -> None:
+        """Log a shadow's answer. Shadow records wait for one write together (one fsync
+        for all that arrived meanwhile): mirroring must cost the primary as little as it
+        can, and nobody waits for these answers."""
+        assert self.prediction_log is not None
+        self._shadow_records.append(record)
+        if self._shadow_flush is not None and not self._shadow_flush.done():
+            return
+        self._shadow_flush = asyncio.ensure_future(self._flush_shadows())
+        await asyncio.shield(self._shadow_flush)
+
+    async def _flush_shadows(self) -> None:
+        assert self.prediction_log is not None
+        while self._shadow_records:
+            records, self._shadow_records = self._shadow_records, []
+            await self.prediction_log.append_many_async(records)
 
     def alone(self) -> bool:
         """Whether the request asking is the only work this process has: no other request
@@ -293,6 +312,8 @@ class ServingState:
                 await self._poller
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
+        if self._shadow_flush is not None:
+            await asyncio.wait([self._shadow_flush], timeout=5)
         if self.prediction_log is not None:
             await run_in_threadpool(self.prediction_log.close)
         if self.feedback_log is not None:

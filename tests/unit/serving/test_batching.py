@@ -213,3 +213,22 @@ def test_small_batches_run_on_the_loop_thread_large_ones_in_a_worker() -> None:
     loop_thread = asyncio.run(scenario())
     assert threads[0] == loop_thread
     assert threads[1] != loop_thread
+
+
+def test_a_request_filling_a_batch_alone_runs_inline_even_under_load() -> None:
+    threads: list[int] = []
+
+    def model(batch: ModelInput, probabilities: bool) -> dict[str, Any]:
+        threads.append(threading.get_ident())
+        assert batch.tensor is not None
+        return {"predictions": batch.tensor[:, 0]}
+
+    async def scenario() -> int:
+        batcher = MicroBatcher(model, max_batch_size=2, inline_rows=8, alone=lambda: False)
+        await batcher.predict(rows(1.0, 2.0))  # fills a batch: nothing to wait for
+        await batcher.predict(rows(1.0))  # others in flight: queued for a batch
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(scenario())
+    assert threads[0] == loop_thread
+    assert threads[1] != loop_thread

@@ -456,3 +456,28 @@ def test_concurrent_requests_with_one_new_key_check_it_once(
 
     assert asyncio.run(scenario()) == [200] * 10
     assert len(checks) == 1
+
+
+def test_mirrors_are_skipped_not_queued_when_the_shadow_backlog_is_full(
+    iris: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mloop.serving import _pipeline
+
+    create_deployment(
+        "busy",
+        {
+            "members": [
+                {"model": "iris", "version": 1},
+                {"model": "iris", "version": 2, "role": "shadow"},
+            ]
+        },
+    )
+    monkeypatch.setattr(_pipeline, "MAX_SHADOW_BACKLOG", 0)
+    app = create_app("busy", request_log=False, log_predictions=False)
+    answer, metrics = call(
+        app,
+        ("POST", "/v2/models/busy/infer", {"json": oip(np.ones((1, 4)))}),
+        ("GET", "/metrics", {}),
+    )
+    assert answer.status_code == 200
+    assert 'role="shadow",status="503",version="2"} 1.0' in metrics.text

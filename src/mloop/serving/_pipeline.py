@@ -50,6 +50,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("mloop.serving")
 
 
+MAX_SHADOW_BACKLOG = 256
+"""Shadow calls waiting or running at once; past it new mirrors are skipped (counted in
+``mloop_requests_total{role="shadow",status="503"}``)."""
+
+
 class _Call:
     """What one prediction request accumulates on its way through the guards."""
 
@@ -184,6 +189,12 @@ async def _guarded(
         )
         outputs = combine(served.combine, answers, members)
     for shadow in shadows:
+        if len(state.background) >= MAX_SHADOW_BACKLOG:
+            # Overloaded: skip the mirror rather than let it queue behind, or slow, answers.
+            state.metrics.observe_request(
+                served.name, shadow.name, shadow.version_label, "shadow", 0.0, 503
+            )
+            continue
         state.spawn(_shadow(state, served, shadow, arrays, call, probabilities))
     shown = (
         outputs

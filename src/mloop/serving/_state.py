@@ -198,6 +198,11 @@ class ServingState:
         ready = getattr(asyncio.get_running_loop(), "_ready", None)  # CPython's run queue
         return ready is None or len(ready) == 0
 
+    @property
+    def background(self) -> set[asyncio.Task[Any]]:
+        """Fire-and-forget work in progress (shadow calls)."""
+        return self._background
+
     def spawn(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)
         self._background.add(task)

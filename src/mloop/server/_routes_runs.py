@@ -260,6 +260,32 @@ def runs_router(backend: TrackingBackend) -> APIRouter:
         )
         return OrjsonResponse({**run.to_dict(), "stored_files": stored}, status_code=201)
 
+    # The endpoints every run calls come first: a request is matched against the routes
+    # in order (twice: once to pick the router, once inside it).
+    @router.post("/{run_id}/log-batch", status_code=204, response_class=Response)
+    async def log_batch(run_id: str, body: LogBatchRequest) -> Response:
+        """Write metrics, params and tags in one transaction: all land or none does.
+
+        A param given a value different from the stored one is 409 CONFLICT.
+        """
+        metrics, params, tags = _batch(body)
+        await write(
+            lambda: backend.log_batch(run_id, metrics, params, tags),
+            small=_batch_size(body) <= INLINE_BATCH_LIMIT,
+        )
+        return Response(status_code=204)
+
+    @router.post("/{run_id}/finish", status_code=204, response_class=Response)
+    async def finish_run(run_id: str, body: FinishRunRequest) -> Response:
+        """Write the run's last batch and end it, in one transaction."""
+        end_time = body.end_time if body.end_time is not None else now_ms()
+        metrics, params, tags = _batch(body)
+        await write(
+            lambda: backend.finish_run(run_id, body.status, end_time, metrics, params, tags),
+            small=_batch_size(body) <= INLINE_BATCH_LIMIT,
+        )
+        return Response(status_code=204)
+
     # Fixed paths before "/{run_id}" so "search" is never taken for a run id.
     @router.post("/search", response_model=SearchRunsResponse)
     def search_runs(body: SearchRunsRequest) -> Response:
@@ -295,30 +321,6 @@ def runs_router(backend: TrackingBackend) -> APIRouter:
     @router.post("/{run_id}/restore", status_code=204, response_class=Response)
     def restore_run(run_id: str) -> Response:
         backend.restore_run(run_id)
-        return Response(status_code=204)
-
-    @router.post("/{run_id}/log-batch", status_code=204, response_class=Response)
-    async def log_batch(run_id: str, body: LogBatchRequest) -> Response:
-        """Write metrics, params and tags in one transaction: all land or none does.
-
-        A param given a value different from the stored one is 409 CONFLICT.
-        """
-        metrics, params, tags = _batch(body)
-        await write(
-            lambda: backend.log_batch(run_id, metrics, params, tags),
-            small=_batch_size(body) <= INLINE_BATCH_LIMIT,
-        )
-        return Response(status_code=204)
-
-    @router.post("/{run_id}/finish", status_code=204, response_class=Response)
-    async def finish_run(run_id: str, body: FinishRunRequest) -> Response:
-        """Write the run's last batch and end it, in one transaction."""
-        end_time = body.end_time if body.end_time is not None else now_ms()
-        metrics, params, tags = _batch(body)
-        await write(
-            lambda: backend.finish_run(run_id, body.status, end_time, metrics, params, tags),
-            small=_batch_size(body) <= INLINE_BATCH_LIMIT,
-        )
         return Response(status_code=204)
 
     @router.get("/{run_id}/metrics/history", response_model=MetricHistoryResponse)

@@ -47,7 +47,7 @@ from mloop.tracking._entities import (
     RunStatus,
     RunTag,
 )
-from mloop.tracking._http import LeanClient
+from mloop.tracking._http import LeanClient, LeanResponse
 from mloop.tracking._run_files import RESEND_DETAIL, DigestCache
 
 CHUNK = 1 << 20
@@ -348,6 +348,7 @@ class RestBackend:
     ) -> Any:
         content = orjson.dumps(json) if json is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
+        response: httpx.Response | LeanResponse
         try:
             if self._lean is not None:
                 response = self._lean.request(
@@ -361,14 +362,14 @@ class RestBackend:
             raise self._transport_error(exc) from exc
         return self._answer(response)
 
-    def _answer(self, response: httpx.Response) -> Any:
+    def _answer(self, response: httpx.Response | LeanResponse) -> Any:
         if response.is_error:
             self._raise_for(response)
         if response.status_code == 204 or not response.content:
             return None
         return orjson.loads(response.content)
 
-    def _raise_for(self, response: httpx.Response) -> NoReturn:
+    def _raise_for(self, response: httpx.Response | LeanResponse) -> NoReturn:
         raise error_from_response(response, self.uri)
 
     def _transport_error(self, exc: httpx.TransportError) -> RemoteError:
@@ -391,7 +392,7 @@ class RestBackend:
         )
 
 
-def error_from_response(response: httpx.Response, uri: str) -> MloopError:
+def error_from_response(response: httpx.Response | LeanResponse, uri: str) -> MloopError:
     """The mloop error a server error answer stands for (``RemoteError`` when unknown)."""
     status = response.status_code
     try:

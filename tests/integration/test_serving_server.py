@@ -481,3 +481,64 @@ def test_mirrors_are_skipped_not_queued_when_the_shadow_backlog_is_full(
     )
     assert answer.status_code == 200
     assert 'role="shadow",status="503",version="2"} 1.0' in metrics.text
+
+
+FEATURES_MODULE = '''
+import numpy as np
+
+from mloop.models import PythonModel
+
+RAW = ["sepal_mm", "sepal_width_mm", "petal_mm", "petal_width_mm"]
+
+
+class Centimetres(PythonModel):
+    """The features the model was trained on, from the raw fields clients send."""
+
+    def predict(self, model_input):
+        return model_input[RAW].to_numpy(dtype=float) / 10.0
+'''
+
+
+def test_preprocessing_computes_features_server_side(
+    iris: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    import pandas as pd
+
+    features, models = iris
+    name = f"serving_features_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(FEATURES_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = __import__(name)
+    try:
+        raw = pd.DataFrame(features * 10, columns=module.RAW)
+        with mloop.start_run():
+            mloop.log_model(
+                module.Centimetres(), "features", input_example=raw.head(3),
+                registered_model_name="iris-features",
+            )  # fmt: skip
+    finally:
+        sys.modules.pop(name, None)
+    create_deployment(
+        "raw",
+        {"members": [{"model": "iris", "version": 1}], "preprocessing": "models:/iris-features/1"},
+    )
+    app = create_app("raw", request_log=False, log_predictions=False)
+    rows = raw.iloc[[0, 60, 120]]
+    expected = models[0].predict(features[[0, 60, 120]]).tolist()
+    inputs = [
+        {"name": c, "shape": [3], "datatype": "FP64", "data": rows[c].tolist()} for c in module.RAW
+    ]
+    meta, by_record, by_column, missing = call(
+        app,
+        ("GET", "/v2/models/raw", {}),
+        ("POST", "/v1/models/raw:predict", {"json": {"instances": rows.to_dict("records")}}),
+        ("POST", "/v2/models/raw/infer", {"json": {"inputs": inputs}}),
+        ("POST", "/v2/models/raw/infer", {"json": {"inputs": inputs[:3]}}),
+    )
+    assert [i["name"] for i in meta.json()["inputs"]] == module.RAW
+    assert by_record.json()["predictions"] == expected
+    assert by_column.json()["outputs"][0]["data"] == expected
+    assert missing.status_code == 400
+    assert "petal_width_mm" in missing.json()["error"]

@@ -88,7 +88,9 @@ def _routes(state: ServingState) -> list[Route]:
                 "name": served.name,
                 "versions": served.versions,
                 "platform": f"mloop_{model.loaded.flavor}",
-                "inputs": input_metadata(model.signature),
+                "inputs": input_metadata(
+                    served.preprocessing.signature if served.preprocessing else model.signature
+                ),
                 "outputs": output_metadata(model.signature, model.classes),
             }
         )

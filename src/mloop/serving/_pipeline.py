@@ -75,7 +75,7 @@ class _Call:
 
 
 Decoder = Callable[
-    [bytes, ServedModel, Request],
+    [bytes, ServedModel, Request, Any],
     tuple[dict[str, np.ndarray[Any, Any]], "str | None", "_oip.InferRequest | None"],
 ]
 Encoder = Callable[[_Call, dict[str, np.ndarray[Any, Any]]], Response]
@@ -169,11 +169,15 @@ async def _guarded(
         else:
             members, shadows = served.route(request.headers.get(ROUTE_KEY))
         call.route = members
-        arrays, body_id, requested = decoder(body, members[0], request)
+        raw_signature = (
+            served.preprocessing.signature if served.preprocessing else members[0].signature
+        )
+        arrays, body_id, requested = decoder(body, members[0], request, raw_signature)
         if body_id is not None:
             call.request_id = body_id
         call.requested = requested
-        inputs = [validate(m.signature, arrays) for m in members]
+        features = served.prepare(arrays)
+        inputs = [validate(m.signature, features) for m in members]
     finally:
         state.count_arrival(-1)
     _check_atypical(served, inputs[0], call)
@@ -195,7 +199,7 @@ async def _guarded(
                 served.name, shadow.name, shadow.version_label, "shadow", 0.0, 503
             )
             continue
-        state.spawn(_shadow(state, served, shadow, arrays, call, probabilities))
+        state.spawn(_shadow(state, served, shadow, features, call, probabilities))
     shown = (
         outputs
         if served.guards.output == "full"
@@ -356,7 +360,7 @@ async def _shadow(
 
 
 def oip_decoder(
-    body: bytes, model: ServedModel, request: Request
+    body: bytes, model: ServedModel, request: Request, _signature: Any
 ) -> tuple[dict[str, np.ndarray[Any, Any]], str | None, _oip.InferRequest | None]:
     decoded = _oip.decode_request(body, request.headers.get(_oip.HEADER_LENGTH))
     known = {PREDICTIONS, PROBABILITIES, "top_k_classes", "top_k_probabilities"}
@@ -394,9 +398,9 @@ def oip_encoder(call: _Call, outputs: dict[str, np.ndarray[Any, Any]]) -> Respon
 
 
 def tf_decoder(
-    body: bytes, model: ServedModel, _request: Request
+    body: bytes, _model: ServedModel, _request: Request, signature: Any
 ) -> tuple[dict[str, np.ndarray[Any, Any]], str | None, _oip.InferRequest | None]:
-    arrays, request_id = decode_predict(body, model.signature)
+    arrays, request_id = decode_predict(body, signature)
     return arrays, request_id, None
 
 

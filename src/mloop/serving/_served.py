@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mloop.errors import ConfigError, InvalidInput, MloopError, NotFound
+from mloop.models._signature import ColumnSchema, TensorSchema
 from mloop.serving._batching import MicroBatcher, Outputs
 from mloop.serving._obfuscation import PREDICTIONS, PROBABILITIES
 from mloop.serving._spec import DeploymentSpec, Guards, Member
@@ -113,6 +114,7 @@ class ServedDeployment:
     shadows: list[ServedModel]
     router: Router | None = None
     detector: AtypicalDetector | None = None
+    preprocessing: LoadedModel | None = None
     _by_member: dict[tuple[str, int], ServedModel] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +142,34 @@ class ServedDeployment:
             [self._by_member[(m.model, m.version)] for m in chosen.members],
             [self._by_member[(m.model, m.version)] for m in chosen.shadows],
         )
+
+    def prepare(self, arrays: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
+        """The model's inputs from a request's: the deployment's preprocessing (ATLAS
+        M0017), fitted at training time, computes the features from the raw fields here,
+        so clients never compute (or see how to compute) them."""
+        if self.preprocessing is None:
+            return arrays
+        from mloop.serving._validation import tensor_name, validate
+
+        raw = validate(self.preprocessing.signature, arrays)
+        transformer = self.preprocessing.model
+        step = getattr(transformer, "transform", None) or transformer.predict
+        try:
+            features = step(_model_data(raw))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidInput(
+                f"the deployment's preprocessing ({self.preprocessing.uri}) could not use the "
+                f"input: {exc}"
+            ) from exc
+        columns = getattr(features, "columns", None)
+        if columns is not None:  # a table: one input per column
+            return {str(c): np.asarray(features[c]) for c in columns}
+        schema = None if self.primary.signature is None else self.primary.signature.inputs
+        if isinstance(schema, ColumnSchema):
+            matrix = np.asarray(features)
+            return {name: matrix[:, j] for j, name in enumerate(schema.names)}
+        name = tensor_name(schema) if isinstance(schema, TensorSchema) else "input-0"
+        return {name: np.asarray(features)}
 
     def version(self, label: str) -> ServedModel:
         """The member serving version ``label`` (``/versions/{v}`` pins it, no routing)."""
@@ -233,12 +263,6 @@ class DeploymentSource:
         from mloop.serving._routing import Router
 
         spec: DeploymentSpec = deployment.spec
-        if spec.preprocessing is not None:
-            raise ConfigError(
-                f"deployment {deployment.name!r} names preprocessing {spec.preprocessing}, "
-                "which this server does not apply yet; remove it from the spec or serve the "
-                "fitted pipeline as one model"
-            )
         router = Router(spec)
         answering: list[Member] = []
         for route in router.routes:
@@ -257,6 +281,8 @@ class DeploymentSource:
             router=router if (len(answering) > 1 or spec.combine != "none") else None,
         )
         served.detector = _detector(served, spec)
+        if spec.preprocessing is not None:
+            served.preprocessing = self._load(spec.preprocessing)
         return served
 
     def _member(self, member: Member, guards: Guards) -> ServedModel:
@@ -270,12 +296,7 @@ class DeploymentSource:
         return ServedDeployment(name, 0, guards, "none", [served], [])
 
     def _served(self, name: str, version: int, role: str, uri: str, guards: Guards) -> ServedModel:
-        from mloop.models import load_model
-
-        loaded = self._cache.get(uri)
-        if loaded is None:
-            loaded = self._cache[uri] = load_model(uri)
-        served = ServedModel(name, version, role, uri, loaded)
+        served = ServedModel(name, version, role, uri, self._load(uri))
         served.batcher = MicroBatcher(
             served.run,
             max_batch_size=guards.max_batch_size,
@@ -289,9 +310,19 @@ class DeploymentSource:
         )
         return served
 
+    def _load(self, uri: str) -> LoadedModel:
+        from mloop.models import load_model
+
+        loaded = self._cache.get(uri)
+        if loaded is None:
+            loaded = self._cache[uri] = load_model(uri)
+        return loaded
+
     def forget_unused(self, served: ServedDeployment) -> None:
         """Drop cached models the current revision no longer serves."""
         keep = {m.uri for m in served.all_models}
+        if served.preprocessing is not None:
+            keep.add(served.preprocessing.uri)
         for uri in [u for u in self._cache if u not in keep]:
             del self._cache[uri]
 

@@ -293,22 +293,43 @@ def _logged_roles(deployment: str) -> set[tuple[str, int, str]]:
 
 
 def test_live_reload_follows_new_revisions_without_failing_requests(iris: Any) -> None:
+    """Eight clients keep calling while the deployment moves to a new revision: every
+    request is answered 200, and the answers move to the new version."""
     create_deployment("prod", {"members": [{"model": "iris", "version": 1}]})
     app = create_app("prod", request_log=False, log_predictions=False, poll_interval=0.05)
     body = oip(np.ones((1, 4)))
-    with serving(app) as url, httpx.Client(base_url=url, timeout=10) as client:
-        assert client.post("/v2/models/prod/infer", json=body).json()["model_version"] == "1"
-        update_deployment("prod", {"members": [{"model": "iris", "version": 2}]})
-        versions = []
+    statuses: list[int] = []
+    versions: list[str] = []
+    moved = threading.Event()
+
+    def client_loop(url: str) -> None:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                answer = client.post("/v2/models/prod/infer", json=body)
+                statuses.append(answer.status_code)
+                if answer.status_code != 200:
+                    return
+                versions.append(answer.json()["model_version"])
+                if moved.is_set() and versions[-1] == "2":
+                    return
+
+    with serving(app) as url:
+        clients = [threading.Thread(target=client_loop, args=(url,)) for _ in range(8)]
+        for thread in clients:
+            thread.start()
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            answer = client.post("/v2/models/prod/infer", json=body)
-            assert answer.status_code == 200
-            versions.append(answer.json()["model_version"])
-            if versions[-1] == "2":
-                break
-        assert versions[-1] == "2"
-        assert client.get("/v2/models/prod").json()["versions"] == ["2"]
+        while len(versions) < 20 and time.monotonic() < deadline:  # traffic on revision 1
+            time.sleep(0.01)
+        update_deployment("prod", {"members": [{"model": "iris", "version": 2}]})
+        moved.set()
+        for thread in clients:
+            thread.join(timeout=30)
+        metadata = httpx.get(f"{url}/v2/models/prod").json()
+    assert set(statuses) == {200}
+    assert versions[0] == "1"
+    assert versions[-1] == "2"
+    assert metadata["versions"] == ["2"]
 
 
 def test_sticky_canary_routing_and_version_pinning(iris: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -57,6 +59,9 @@ def serve(
         raise InvalidInput(f"--log-fsync {log_fsync!r} is not one of always, group, off")
     from mloop.serving._app import serve as run  # imported late: `mloop --help` stays fast
 
+    def ready(url: str) -> None:
+        typer.echo(f"serving {target} on {url} (Ctrl-C to stop)", err=True)
+
     run(
         target,
         host=host,
@@ -65,7 +70,29 @@ def serve(
         log_level=log_level,
         log_predictions=prediction_log,
         log_fsync=log_fsync,
+        loading=_spinner,
+        on_ready=ready,
     )
+
+
+@contextlib.contextmanager
+def _spinner(description: str) -> Iterator[None]:
+    """A spinner on stderr while the models load and are verified (a terminal only)."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    progress.add_task(description, total=None)
+    with progress:
+        yield
 
 
 def register(app: typer.Typer) -> None:

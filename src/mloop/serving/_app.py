@@ -12,9 +12,10 @@ follows a stored deployment's revisions live.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -329,9 +330,12 @@ def serve(
     log_level: str = "warning",
     log_predictions: bool = True,
     log_fsync: str = "always",
+    loading: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
+    on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Serve ``target`` with uvicorn until interrupted (Ctrl-C or SIGTERM drain the
-    requests in flight and flush the logs)."""
+    requests in flight and flush the logs). ``loading(description)`` wraps the model
+    loading (the CLI shows a spinner); ``on_ready(url)`` is called once it is done."""
     import uvicorn
 
     options: dict[str, Any] = {
@@ -350,8 +354,16 @@ def serve(
             "mloop.serving._app:app_from_environment", factory=True, workers=workers, **options
         )
         return
-    app = create_app(target, host=host, log_predictions=log_predictions, log_fsync=log_fsync)
+    with (loading or _no_progress)(f"Loading {target}"):
+        app = create_app(target, host=host, log_predictions=log_predictions, log_fsync=log_fsync)
+    if on_ready is not None:
+        on_ready(f"http://{host}:{port}")
     uvicorn.run(app, **options)
+
+
+@contextlib.contextmanager
+def _no_progress(_description: str) -> Iterator[None]:
+    yield
 
 
 __all__ = ["app_from_environment", "create_app", "serve"]

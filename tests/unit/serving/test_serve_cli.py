@@ -82,7 +82,8 @@ def test_mloop_serve_answers_then_drains_and_flushes_on_sigterm(tmp_path: Path) 
         assert answer.json()["outputs"][0]["data"] == model.predict(features[:1]).tolist()
     finally:
         server.send_signal(signal.SIGTERM)
-        out, _ = server.communicate(timeout=30)
+        out, err = server.communicate(timeout=30)
+    assert f"serving models:/iris/1 on http://127.0.0.1:{port}" in err
     assert '"request_id":"cli-1"' in out  # the JSON request log on stdout
     # the log was closed and compacted to Parquet at shutdown: nothing left in the WAL
     table = read_predictions(get_settings().resolved_prediction_log_uri, "iris")

@@ -563,3 +563,39 @@ def test_preprocessing_computes_features_server_side(
     assert by_column.json()["outputs"][0]["data"] == expected
     assert missing.status_code == 400
     assert "petal_width_mm" in missing.json()["error"]
+
+
+def test_the_log_records_the_callers_trace_and_low_confidence_answers(iris: Any) -> None:
+    features, models = iris
+    confident = features[[0]]  # setosa, far from the others
+    unsure = features[[70]]  # between versicolor and virginica
+    high = models[0].predict_proba(confident).max()
+    low = models[0].predict_proba(unsure).max()
+    assert low < high
+    create_deployment(
+        "reviewed",
+        {
+            "members": [{"model": "iris", "version": 1}],
+            "guards": {"review_threshold": float(low + high) / 2},
+        },
+    )
+    app = create_app("reviewed", request_log=False)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    call(
+        app,
+        (
+            "POST",
+            "/v2/models/reviewed/infer",
+            {
+                "json": oip(confident, id="sure"),
+                "headers": {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"},
+            },
+        ),
+        ("POST", "/v2/models/reviewed/infer", {"json": oip(unsure, id="unsure")}),
+    )
+    table = read_predictions(get_settings().resolved_prediction_log_uri, "reviewed")
+    rows = {r["request_id"]: r for r in table.to_pylist()}
+    assert rows["sure"]["trace_id"] == trace
+    assert rows["unsure"]["trace_id"] not in (None, trace)
+    assert rows["sure"]["needs_review"] is False
+    assert rows["unsure"]["needs_review"] is True

@@ -287,11 +287,13 @@ def _from_json(data: Any, datatype: str, where: str) -> np.ndarray[Any, Any]:
             return np.array(data, dtype=target)
         except (OverflowError, ValueError):
             raise outside from None
-    if target.kind == "f" and target.itemsize < found.dtype.itemsize and found.size:
-        top = np.finfo(target).max
-        finite = found[np.isfinite(found)]
-        if finite.size and np.abs(finite).max() > top:
+    if target.kind == "f" and target.itemsize < found.dtype.itemsize:
+        with np.errstate(over="ignore"):
+            narrowed = found.astype(target)
+        if (np.isinf(narrowed) & np.isfinite(found)).any():  # would round to ±inf
+            top = np.finfo(target).max
             raise InvalidInput(f"{where} holds values beyond the {datatype} range (±{top:g})")
+        return narrowed
     return found.astype(target, copy=False)
 
 

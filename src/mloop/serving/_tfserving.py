@@ -114,10 +114,11 @@ def _typed(values: Any, expected: str | None, where: str) -> np.ndarray[Any, Any
         return array
     target = np.dtype(expected)
     if target.kind == "f" and kind in "iuf":
-        finite = array[np.isfinite(array)] if kind == "f" else array
-        if finite.size and np.abs(finite).max() > np.finfo(target).max:
-            return array  # out of range for the model's width: validation refuses it
-        return array.astype(target)
+        with np.errstate(over="ignore"):
+            narrowed = array.astype(target)
+        if (np.isinf(narrowed) & np.isfinite(array)).any():
+            return array  # beyond the model's float width: validation refuses it
+        return narrowed
     if target.kind in "iu" and kind in "iu":
         info = np.iinfo(target)
         if array.min() >= info.min and array.max() <= info.max:

@@ -261,3 +261,9 @@ def test_numbers_beyond_a_float_width_are_refused_not_made_infinite() -> None:
     )
     with pytest.raises(InvalidInput, match="beyond the FP32 range"):
         decode_request(body)
+
+
+def test_the_largest_float32_survives_a_json_round_trip() -> None:
+    largest = np.array([np.finfo(np.float32).max, -np.finfo(np.float32).max], dtype=np.float32)
+    body, _ = encode_request([Tensor("x", "FP32", largest)])
+    np.testing.assert_array_equal(decode_request(body).inputs[0].data, largest)

@@ -5,9 +5,13 @@ server's event loop wait for another writer's lock."""
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -208,3 +212,29 @@ def test_a_write_waiting_for_another_writer_leaves_the_server_answering(
     assert outcome == {"done": True}
     assert client.get_run(run_id).info.status == RunStatus.FINISHED
     client.close()
+
+
+def test_the_server_does_not_log_every_request(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {**os.environ, "MLOOP_HOME": str(tmp_path / "home")}
+    command = [sys.executable, "-m", "mloop.server", "--port", str(port)]
+    server = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "the server exited"
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+        httpx.get(f"http://127.0.0.1:{port}/api/v1/experiments").raise_for_status()
+    finally:
+        server.terminate()
+        log, _ = server.communicate(timeout=30)
+    assert "Uvicorn running" in log  # the server's own lines still go out
+    assert "GET /health" not in log
+    assert "/api/v1/experiments" not in log

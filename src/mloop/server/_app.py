@@ -133,7 +133,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
 
 
 def serve(
-    host: str = "127.0.0.1", port: int = 5000, workers: int = 1, auth: str | None = None
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    auth: str | None = None,
+    access_log: bool = False,
 ) -> None:
     """Run the tracking server with uvicorn until interrupted.
 
@@ -141,6 +145,10 @@ def serve(
     several workers share one file. ``auth`` (``auto``/``on``/``off``, default
     ``MLOOP_SERVER_AUTH``) is decided here, from the address bound, and handed to every
     worker through the environment.
+
+    uvicorn's access log (one line per request) is off unless ``access_log``: formatting
+    and writing it cost 0.15 ms a request, a tenth of creating a run through the server,
+    and every run makes two requests. Errors are logged either way.
     """
     import os
 
@@ -168,4 +176,5 @@ def serve(
         workers=workers,
         ws="none",
         log_level="info",
+        access_log=access_log,
     )

@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from mloop import registry
 from mloop.artifacts import artifact_store_for
 from mloop.config import get_settings
+from mloop.errors import Conflict
 from mloop.server import create_app
 from mloop.store import open_store
-from mloop.tracking import RunStatus
+from mloop.tracking import Metric, Param, RunStatus
 from mloop.tracking._rest_backend import RestBackend
 from mloop.tracking._sql_backend import SqlBackend
 from tests.fixtures.live_server import running_server
@@ -238,3 +240,31 @@ def test_the_server_does_not_log_every_request(tmp_path: Path) -> None:
     assert "Uvicorn running" in log  # the server's own lines still go out
     assert "GET /health" not in log
     assert "/api/v1/experiments" not in log
+
+
+@pytest.mark.postgres
+def test_runs_through_a_server_over_postgresql(postgres_uri: str, tmp_path: Path) -> None:
+    """On PostgreSQL the run endpoints write from worker threads (the database server does
+    the waiting): the same answers, files by digest included."""
+    from mloop.artifacts import open_artifact_store
+
+    backend = SqlBackend(open_store(postgres_uri), open_artifact_store(str(tmp_path / "blobs")))
+    try:
+        with running_server(create_app(backend, auth=False)) as url:
+            client = RecordingBackend(url)
+            experiment_id = client.create_experiment("pg")
+            first, second = _new_run(client, experiment_id), _new_run(client, experiment_id)
+            assert client.create_bodies[1]["artifacts"] == {}
+            client.log_batch(second, params=[Param("lr", "0.1")])
+            client.finish_run(second, RunStatus.FINISHED, 9, metrics=[Metric("acc", 0.9, 1, 0)])
+            client.log_batch(first, params=[Param("lr", "a")])
+            with pytest.raises(Conflict, match="immutable"):
+                client.finish_run(first, RunStatus.FINISHED, 9, params=[Param("lr", "b")])
+            assert client.get_run(first).info.status == RunStatus.RUNNING  # nothing written
+            run = client.get_run(second)
+            assert run.info.status == RunStatus.FINISHED
+            assert (run.data.params, run.data.metrics) == ({"lr": "0.1"}, {"acc": 0.9})
+            assert _files_of(client, second) == FILES
+            client.close()
+    finally:
+        backend.close()

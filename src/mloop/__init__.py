@@ -136,5 +136,5 @@ __getattr__, __dir__ = lazy_attributes(
     __name__,
     {name: _ELSEWHERE.get(name, "mloop.tracking") for name in __all__ if name != "__version__"},
     globals(),
-    submodules=("data",),
+    submodules=("data", "evaluation", "monitoring", "pipelines", "agent", "iac"),
 )

@@ -17,17 +17,24 @@ import typer
 import typer.main
 
 from mloop.cli import (  # noqa: F401  (each module adds its commands to the shared groups)
+    _agent,
+    _apply,
     _deploy,
+    _evaluate,
     _identity,
     _kek,
     _models_package,
     _models_registry,
     _models_scan,
     _models_signing,
+    _monitor,
+    _pipeline,
     _predictions,
     _render,
+    _rollout,
     _security,
     _serve,
+    _triggers,
 )
 from mloop.cli._data import data_app
 from mloop.cli._db import db_app
@@ -54,7 +61,19 @@ app.add_typer(keys_app)
 app.add_typer(users_app)
 app.add_typer(audit_app)
 app.command("demo")(demo)
-for _module in (_serve, _deploy, _security, _predictions):
+for _module in (
+    _serve,
+    _deploy,
+    _security,
+    _predictions,
+    _evaluate,
+    _monitor,
+    _pipeline,
+    _rollout,
+    _triggers,
+    _agent,
+    _apply,
+):
     _module.register(app)
 
 

@@ -1,0 +1,10 @@
+"""`mloop evaluate`: a candidate against a baseline, per slice, through a gate."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app (placeholder until they land)."""
+    del app

@@ -1,0 +1,10 @@
+"""`mloop triggers`: what starts a retraining pipeline."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the root app (placeholder until they land)."""
+    del app

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.live_server",
     "tests.fixtures.s3",
+    "tests.fixtures.redis",
 ]
 
 

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
         default=None,
         description="redis://… shared by inference-server replicas (rate-limit buckets).",
     )
+    rate_limit_on_redis_error: Literal["local", "closed", "open"] = Field(
+        default="local",
+        description="What rate limits do while Redis cannot be reached: keep limiting in "
+        "each process (local), refuse requests (closed) or let them through (open).",
+    )
     prediction_log_uri: str | None = Field(
         default=None,
         description="Root of the prediction and feedback logs: a folder or s3://…; "

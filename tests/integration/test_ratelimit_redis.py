@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from mloop.security import RedisRateLimiter
-from tests.fixtures.redis import RedisServer, own_redis, redis_prefix, redis_url  # noqa: F401
+from tests.fixtures.redis import RedisServer
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ def run(coro: Callable[[], Awaitable[T]]) -> T:
     return asyncio.run(main())
 
 
-def test_two_replicas_share_one_bucket(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+def test_two_replicas_share_one_bucket(redis_url: str, redis_prefix: str) -> None:
     a = RedisRateLimiter(redis_url, prefix=redis_prefix)
     b = RedisRateLimiter(redis_url, prefix=redis_prefix)
     limit = Limit(rate=NO_REFILL, burst=3)
@@ -60,8 +60,8 @@ def test_two_replicas_share_one_bucket(redis_url: str, redis_prefix: str) -> Non
 
 
 def test_concurrent_acquires_from_two_replicas_never_over_grant(
-    redis_url: str,  # noqa: F811
-    redis_prefix: str,  # noqa: F811
+    redis_url: str,
+    redis_prefix: str,
 ) -> None:
     limit = Limit(rate=NO_REFILL, burst=25)
     replicas = [RedisRateLimiter(redis_url, prefix=redis_prefix) for _ in range(2)]
@@ -80,8 +80,8 @@ def test_concurrent_acquires_from_two_replicas_never_over_grant(
 
 
 def test_replicas_in_separate_threads_and_event_loops_never_over_grant(
-    redis_url: str,  # noqa: F811
-    redis_prefix: str,  # noqa: F811
+    redis_url: str,
+    redis_prefix: str,
 ) -> None:
     limit = Limit(rate=NO_REFILL, burst=30)
     grants: list[int] = []
@@ -110,7 +110,7 @@ def test_replicas_in_separate_threads_and_event_loops_never_over_grant(
     assert sum(grants) == 30
 
 
-def test_tokens_come_back_at_the_configured_rate(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+def test_tokens_come_back_at_the_configured_rate(redis_url: str, redis_prefix: str) -> None:
     """Redis keeps the fractional token count, so a high rate refills between calls."""
     limiter = RedisRateLimiter(redis_url, prefix=redis_prefix)
     limit = Limit(rate=1000.0, burst=1)
@@ -136,8 +136,8 @@ def test_tokens_come_back_at_the_configured_rate(redis_url: str, redis_prefix: s
 
 
 def test_the_bucket_key_expires_once_the_bucket_would_be_full(
-    redis_url: str,  # noqa: F811
-    redis_prefix: str,  # noqa: F811
+    redis_url: str,
+    redis_prefix: str,
 ) -> None:
     limiter = RedisRateLimiter(redis_url, prefix=redis_prefix)
 
@@ -154,7 +154,7 @@ def test_the_bucket_key_expires_once_the_bucket_would_be_full(
     assert 0 < ttl_ms <= 1100 + 100  # one token to refill (100 ms) + 1 s of slack
 
 
-def test_the_script_is_loaded_again_after_a_script_flush(own_redis: RedisServer) -> None:  # noqa: F811
+def test_the_script_is_loaded_again_after_a_script_flush(own_redis: RedisServer) -> None:
     limiter = RedisRateLimiter(own_redis.url)
     limit = Limit(rate=NO_REFILL, burst=6)
     admin = redis.Redis.from_url(own_redis.url)
@@ -177,8 +177,8 @@ def test_the_script_is_loaded_again_after_a_script_flush(own_redis: RedisServer)
 
 
 def test_a_caller_that_gives_up_does_not_disturb_the_others(
-    redis_url: str,  # noqa: F811
-    redis_prefix: str,  # noqa: F811
+    redis_url: str,
+    redis_prefix: str,
 ) -> None:
     limiter = RedisRateLimiter(redis_url, prefix=redis_prefix)
     limit = Limit(rate=NO_REFILL, burst=100)
@@ -199,7 +199,7 @@ def test_a_caller_that_gives_up_does_not_disturb_the_others(
 
 @pytest.mark.parametrize("mode", ["local", "closed", "open"])
 def test_a_redis_outage_does_what_on_error_says_and_recovers(
-    own_redis: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
     mode: str,
 ) -> None:
     limiter = RedisRateLimiter(own_redis.url, on_error=mode, retry_interval=0.0)  # type: ignore[arg-type]
@@ -233,7 +233,7 @@ def test_a_redis_outage_does_what_on_error_says_and_recovers(
 
 
 def test_a_dead_redis_is_not_asked_again_until_the_retry_interval_passes(
-    own_redis: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
 ) -> None:
     now = [0.0]
     limiter = RedisRateLimiter(
@@ -261,7 +261,7 @@ def test_a_dead_redis_is_not_asked_again_until_the_retry_interval_passes(
     assert back is None
 
 
-def test_all_or_nothing_across_replicas(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
+def test_all_or_nothing_across_replicas(redis_url: str, redis_prefix: str) -> None:
     """A key's tokens are not spent on requests the shared deployment bucket refuses."""
     a = RedisRateLimiter(redis_url, prefix=redis_prefix)
     b = RedisRateLimiter(redis_url, prefix=redis_prefix)

@@ -216,10 +216,12 @@ def test_a_write_waiting_for_another_writer_leaves_the_server_answering(
     client.close()
 
 
-def test_the_server_does_not_log_every_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("access_log", [False, True], ids=["default", "--access-log"])
+def test_the_server_logs_every_request_only_when_asked(tmp_path: Path, access_log: bool) -> None:
     port = _free_port()
     env = {**os.environ, "MLOOP_HOME": str(tmp_path / "home")}
     command = [sys.executable, "-m", "mloop.server", "--port", str(port)]
+    command += ["--access-log"] if access_log else []
     server = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -237,9 +239,9 @@ def test_the_server_does_not_log_every_request(tmp_path: Path) -> None:
     finally:
         server.terminate()
         log, _ = server.communicate(timeout=30)
-    assert "Uvicorn running" in log  # the server's own lines still go out
-    assert "GET /health" not in log
-    assert "/api/v1/experiments" not in log
+    assert "Uvicorn running" in log  # the server's own lines go out either way
+    assert ("GET /health" in log) is access_log
+    assert ("/api/v1/experiments" in log) is access_log
 
 
 @pytest.mark.postgres

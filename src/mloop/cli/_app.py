@@ -109,6 +109,13 @@ def server(
             "else auto = on unless --host is a loopback address."
         ),
     ] = None,
+    access_log: Annotated[
+        bool,
+        typer.Option(
+            "--access-log/--no-access-log",
+            help="Log one line per request (off by default: it costs ~0.15 ms a request).",
+        ),
+    ] = False,
 ) -> None:
     """Run the tracking server (HTTP API over the configured stores)."""
     try:
@@ -126,7 +133,7 @@ def server(
                 "installs the server's dependencies"
             ) from exc
         raise
-    serve(host, port, workers, auth)
+    serve(host, port, workers, auth, access_log=access_log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

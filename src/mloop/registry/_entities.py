@@ -142,7 +142,8 @@ def key_fingerprint(pem: str) -> str:
 
 @dataclass(frozen=True)
 class RoleGrant:
-    """A role held within a scope: ``global``, ``experiment:<id or name>`` or ``model:<name>``."""
+    """A role held within a scope: ``global``, ``experiment:<id or name>``, ``model:<name>``
+    or ``deployment:<name>`` (where ``predict`` and ``deploy`` are checked)."""
 
     role: str
     scope: str

@@ -14,6 +14,8 @@ from typing import Any
 from mloop.errors import InvalidInput
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,255}$")
+# a deployment's prediction log lives in a folder "deployment=<name>": 255 bytes at most
+_DEPLOYMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,243}$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,249}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -35,11 +37,12 @@ def model_name(name: Any) -> str:
 
 
 def deployment_name(name: Any) -> str:
-    """Deployments follow the model-name rule: ``mloop serve iris`` and the implicit
-    deployment of ``models:/iris/1`` share one name space."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    """Deployments follow the model-name rule (``mloop serve iris`` and the implicit
+    deployment of ``models:/iris/1`` share one name space), but up to 244 characters: the
+    prediction log keeps each deployment in a folder named ``deployment=<name>``."""
+    if not isinstance(name, str) or not _DEPLOYMENT.match(name):
         raise InvalidInput(
-            f"deployment name {name!r} is not valid; use 1-256 letters, digits, '.', '_' or "
+            f"deployment name {name!r} is not valid; use 1-244 letters, digits, '.', '_' or "
             "'-', starting with a letter or digit"
         )
     return name

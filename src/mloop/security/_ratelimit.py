@@ -473,8 +473,8 @@ def rate_limiter_for(
     """The limiter the settings ask for: Redis when ``redis_url`` (``MLOOP_REDIS_URL``) is
     set, so replicas share buckets; otherwise one in this process.
 
-    ``on_error`` defaults to the ``rate_limit_on_redis_error`` setting where that exists,
-    else ``"local"``.
+    ``on_error`` defaults to the ``rate_limit_on_redis_error`` setting
+    (``MLOOP_RATE_LIMIT_ON_REDIS_ERROR``, ``"local"`` unless set).
     """
     if settings is None:
         from mloop.config import get_settings
@@ -482,8 +482,9 @@ def rate_limiter_for(
         settings = get_settings()
     if not settings.redis_url:
         return InMemoryRateLimiter()
-    chosen = on_error or getattr(settings, "rate_limit_on_redis_error", None) or DEFAULT_ON_ERROR
-    return RedisRateLimiter(settings.redis_url, on_error=chosen)
+    return RedisRateLimiter(
+        settings.redis_url, on_error=on_error or settings.rate_limit_on_redis_error
+    )
 
 
 __all__ = [

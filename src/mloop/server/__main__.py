@@ -21,8 +21,13 @@ def main(argv: list[str] | None = None) -> None:
         help="require API keys (default: MLOOP_SERVER_AUTH, else auto = on unless the host "
         "is a loopback address)",
     )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log one line per request (off by default: it costs ~0.15 ms a request)",
+    )
     args = parser.parse_args(argv)
-    serve(args.host, args.port, args.workers, args.auth)
+    serve(args.host, args.port, args.workers, args.auth, access_log=args.access_log)
 
 
 if __name__ == "__main__":

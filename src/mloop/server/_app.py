@@ -74,8 +74,9 @@ def create_app(
         """``{"status": "ok"}`` once the server answers."""
         return OrjsonResponse({"status": "ok"})
 
-    app.include_router(experiments_router(backend))
+    # the run routes take most requests (a run's creation, batches, its end): matched first
     app.include_router(runs_router(backend))
+    app.include_router(experiments_router(backend))
     app.include_router(artifacts_router(backend))
     if isinstance(store, MetadataStore):
         app.include_router(registry_router(store))

@@ -200,6 +200,15 @@ def test_settings_pick_memory_without_redis_and_redis_with_it() -> None:
     assert closed.on_error == "closed"
 
 
+def test_the_redis_error_mode_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLOOP_REDIS_URL", "redis://127.0.0.1:1/0")
+    monkeypatch.setenv("MLOOP_RATE_LIMIT_ON_REDIS_ERROR", "open")
+    limiter = rate_limiter_for()
+    assert isinstance(limiter, RedisRateLimiter)
+    assert limiter.on_error == "open"
+    assert rate_limiter_for(on_error="closed").on_error == "closed"  # type: ignore[attr-defined]
+
+
 def test_environment_variable_picks_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOOP_REDIS_URL", "redis://127.0.0.1:1/0")
     assert isinstance(rate_limiter_for(), RedisRateLimiter)

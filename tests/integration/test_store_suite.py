@@ -12,6 +12,7 @@ import pytest
 from mloop.artifacts import open_artifact_store
 from mloop.errors import ConfigError, Conflict, InvalidInput, NotFound, StoreError, UnsafePath
 from mloop.store import current_revision, head_revision, open_store
+from mloop.store._engine import _migrated
 from mloop.tracking import Metric, Param, RunInput, RunStatus, RunTag
 from mloop.tracking._sql_backend import SqlBackend
 
@@ -41,6 +42,40 @@ def test_opening_migrates_to_head_once(db_uri: str) -> None:
     assert current_revision(again.engine) == head_revision()
     store.close()
     again.close()
+
+
+def test_the_head_read_from_file_names_is_alembics_head() -> None:
+    from mloop.store._engine import _scripts
+
+    assert head_revision() == _scripts().get_current_head()
+
+
+def test_a_store_newer_than_this_mloop_is_refused(db_uri: str) -> None:
+    from sqlalchemy import text
+
+    store = open_store(db_uri)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    _migrated.discard(store.uri)
+    try:
+        assert current_revision(store.engine) == "9999"
+        with pytest.raises(StoreError, match="newer than this mloop knows"):
+            open_store(db_uri)
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE alembic_version SET version_num = :v"), {"v": head_revision()}
+            )
+        store.close()
+
+
+def test_importing_the_store_does_not_import_alembic() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, mloop.store; print('alembic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
 
 
 def test_bad_uris_say_what_to_use() -> None:

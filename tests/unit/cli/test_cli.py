@@ -311,15 +311,17 @@ def test_server_calls_serve(
 ) -> None:
     import mloop.server
 
-    calls: list[tuple[str, int, int, str | None]] = []
+    calls: list[tuple[str, int, int, str | None, bool]] = []
     monkeypatch.setattr(
         mloop.server,
         "serve",
-        lambda host, port, workers, auth: calls.append((host, port, workers, auth)),
+        lambda host, port, workers, auth, access_log: calls.append(
+            (host, port, workers, auth, access_log)
+        ),
     )
     assert run_cli(capsys, "server", "--port", "5123", "--workers", "2")[0] == 0
-    assert run_cli(capsys, "server", "--host", "0.0.0.0", "--auth", "on")[0] == 0
-    assert calls == [("127.0.0.1", 5123, 2, None), ("0.0.0.0", 5000, 1, "on")]
+    assert run_cli(capsys, "server", "--host", "0.0.0.0", "--auth", "on", "--access-log")[0] == 0
+    assert calls == [("127.0.0.1", 5123, 2, None, False), ("0.0.0.0", 5000, 1, "on", True)]
     code, _, err = run_cli(capsys, "server", "--port", "70000")
     assert code == 2
     one_error_line(err)

@@ -262,8 +262,12 @@ class Trigger(_Strict):
                 f"{source}: a trigger must be a mapping with name, pipeline and on, not "
                 f"{type(data).__name__}"
             )
+        fields = dict(data)
+        if True in fields and "on" not in fields:
+            # YAML 1.1 reads a bare ``on:`` key as the boolean true (PyYAML does)
+            fields["on"] = fields.pop(True)
         try:
-            return cls.model_validate(dict(data))
+            return cls.model_validate(fields)
         except InvalidInput as exc:
             raise InvalidInput(f"{source}: {exc.message}") from exc
         except ValidationError as exc:

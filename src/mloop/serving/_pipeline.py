@@ -59,7 +59,8 @@ class _Call:
     """What one prediction request accumulates on its way through the guards."""
 
     __slots__ = (
-        "decisions", "headers", "request_id", "requested", "route", "served", "span", "started", "started_ms"
+        "decisions", "headers", "logged", "request_id", "requested", "route", "served", "span",
+        "started", "started_ms",
     )  # fmt: skip
 
     def __init__(self, request_id: str, served: ServedDeployment, span: RequestSpan) -> None:
@@ -72,6 +73,7 @@ class _Call:
         self.decisions: dict[str, Any] = {}
         self.headers: dict[str, str] = {}
         self.requested: _oip.InferRequest | None = None
+        self.logged = False
 
 
 Decoder = Callable[
@@ -133,6 +135,8 @@ async def predict(
             )
         elif status >= 400:
             state.metrics.observe_error(deployment, status)
+        if member is not None and status >= 400 and call is not None and not call.logged:
+            await _log_failure(state, call, member, status, error or "INTERNAL", latency)
         state.request_logger.log(
             request_id=request_id,
             trace_id=span.trace_id,
@@ -219,6 +223,7 @@ async def _guarded(
                 latency_ms=(time.perf_counter() - call.started) * 1000,
             )
         )
+        call.logged = True
     return encoder(call, _selected(shown, requested))
 
 
@@ -318,6 +323,27 @@ def _record(
     )
 
 
+async def _log_failure(
+    state: ServingState, call: _Call, member: ServedModel, status: int, error: str, latency: float
+) -> None:
+    """A request that failed after routing is logged with the member it was routed to, so
+    error rates are known per model version (monitoring, canary checks)."""
+    if state.prediction_log is None:
+        return
+    from mloop.serving._predlog import PredictionRecord
+
+    record = PredictionRecord(
+        request_id=call.request_id, time_ms=call.started_ms, deployment=call.served.name,
+        model=member.name, version=member.version, role=member.role, inputs=None,
+        outputs=None, latency_ms=latency * 1000, guards=dict(call.decisions),
+        trace_id=call.span.trace_id, status=status, error=error,
+    )  # fmt: skip
+    try:
+        await state.prediction_log.append_async(record)
+    except Exception as exc:  # the client gets its error answer whatever happens here
+        log.warning("could not log failed request %s: %s", call.request_id, exc)
+
+
 async def _shadow(
     state: ServingState,
     served: ServedDeployment,
@@ -347,6 +373,17 @@ async def _shadow(
             served.name, shadow.name, shadow.version_label, "shadow",
             time.perf_counter() - started, status,
         )  # fmt: skip
+        if state.prediction_log is not None:
+            failed = _record(
+                call, shadow, arrays, {}, review=False, served=served, role="shadow",
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )  # fmt: skip
+            failed.outputs, failed.status = None, status
+            failed.error = exc.code if isinstance(exc, MloopError) else "INTERNAL"
+            try:
+                await state.log_shadow(failed)
+            except Exception:
+                log.warning("could not log the failed shadow answer of %s", call.request_id)
         log.warning(
             "shadow %s v%s failed on request %s: %s",
             shadow.name,

@@ -36,7 +36,8 @@ from mloop.serving._predlog_table import (
 )
 from mloop.serving._predlog_wal import SYNC_POLICIES, SyncPolicy
 
-FORMAT = "predictions/1"
+FORMAT = "predictions/2"
+"""``predictions/2`` added ``status`` and ``error``; ``predictions/1`` parts read as status 200."""
 
 SCHEMA = pa.schema(
     [
@@ -52,9 +53,15 @@ SCHEMA = pa.schema(
         ("guards", pa.string()),
         ("trace_id", pa.string()),
         ("needs_review", pa.bool_()),
+        ("status", pa.int32()),
+        ("error", pa.string()),
     ],
     metadata={"mloop.format": FORMAT},
 )
+
+ADDED_COLUMNS: dict[str, object] = {"status": 200, "error": None}
+"""Columns newer than ``predictions/1``, with the value older parts read as: every record
+logged before failures were logged was an answer."""
 
 
 @dataclass(slots=True)
@@ -65,6 +72,9 @@ class PredictionRecord:
 
     ``inputs``/``outputs`` are JSON-able (numpy arrays are accepted); they are stored as
     JSON text. ``guards`` holds the guard decisions (``{"atypical": 0.97, …}``).
+    ``status`` is the HTTP status of the answer (200) or of the failure after routing, when
+    ``error`` holds the error code (``INVALID_INPUT``, ``INTERNAL``) and ``outputs`` is None:
+    monitoring counts error rates per model version from it.
     """
 
     request_id: str
@@ -79,6 +89,8 @@ class PredictionRecord:
     guards: dict[str, Any] = field(default_factory=dict)
     trace_id: str | None = None
     needs_review: bool = False
+    status: int = 200
+    error: str | None = None
 
 
 def _to_arrow(rows: Sequence[Row]) -> pa.Table:
@@ -99,12 +111,14 @@ def _to_arrow(rows: Sequence[Row]) -> pa.Table:
             "guards": json_text(r.get("guards") or {} for r in records),
             "trace_id": [r.get("trace_id") for r in records],
             "needs_review": pa.array([bool(r.get("needs_review")) for r in records], pa.bool_()),
+            "status": pa.array([r.get("status", 200) for r in records], pa.int32()),
+            "error": [r.get("error") for r in records],
         },
         schema=SCHEMA,
     )
 
 
-PREDICTIONS = TableSpec("predictions", SCHEMA, _to_arrow)
+PREDICTIONS = TableSpec("predictions", SCHEMA, _to_arrow, ADDED_COLUMNS)
 _DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 

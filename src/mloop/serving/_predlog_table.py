@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,23 @@ Row = tuple[str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class TableSpec:
-    """How one table's WAL payloads (JSON objects with ``time_ms``) become Arrow rows."""
+    """How one table's WAL payloads (JSON objects with ``time_ms``) become Arrow rows.
+
+    ``added`` names the columns later formats added, with the value a part written before
+    them reads as (so old parts stay readable without rewriting them)."""
 
     name: str
     schema: pa.Schema
     to_arrow: Callable[[Sequence[Row]], pa.Table]
+    added: Mapping[str, object] = field(default_factory=dict)
+
+    def conform(self, part: pa.Table) -> pa.Table:
+        """A stored part in this table's current schema, added columns filled in."""
+        for name, value in self.added.items():
+            if name not in part.column_names:
+                kind = self.schema.field(name).type
+                part = part.append_column(name, pa.array([value] * part.num_rows, kind))
+        return part.select(self.schema.names).cast(self.schema)
 
 
 def decode_rows(path: Path) -> list[Row]:
@@ -217,7 +229,7 @@ def read_table(
     for relative in root.parts(spec.name, deployment, since_ms, until_ms):
         part = root.read_part(relative)
         if part is not None:
-            pieces.append(part.select(spec.schema.names).cast(spec.schema))
+            pieces.append(spec.conform(part))
     table = pa.concat_tables(pieces) if pieces else spec.schema.empty_table()
     table = _between(table, since_ms, until_ms)
     frame = pl.from_arrow(table)

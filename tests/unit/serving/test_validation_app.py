@@ -121,5 +121,8 @@ def test_atypical_input_is_logged_flagged_or_refused() -> None:
 
     table = read_predictions(state.prediction_log.root_uri, "iris")
     decisions = [orjson.loads(g) for g in table.column("guards").to_pylist()]
-    assert [d["atypical"]["rows"] for d in decisions] == [0, 1, 0, 1]
+    assert [d["atypical"]["rows"] for d in decisions] == [0, 1, 0, 1, 1]
+    # the refused request is logged too, with its status and error code
+    assert table.column("status").to_pylist() == [200, 200, 200, 400, 200]
+    assert table.column("error").to_pylist() == [None, None, None, "INVALID_INPUT", None]
     assert np.isfinite(decisions[1]["atypical"]["max_score"])

@@ -36,9 +36,9 @@ def _field(low: int, high: int) -> st.SearchStrategy[str]:
 
 
 CRON = st.one_of(
-    st.tuples(
-        _field(0, 59), _field(0, 23), _field(1, 28), _field(1, 12), _field(0, 6)
-    ).map(" ".join),
+    st.tuples(_field(0, 59), _field(0, 23), _field(1, 28), _field(1, 12), _field(0, 6)).map(
+        " ".join
+    ),
     st.sampled_from(["@hourly", "@daily", "@weekly", "@monthly", "@yearly", "*/7 * * * *"]),
 )
 # 2001-2099, at any millisecond
@@ -61,7 +61,8 @@ def test_last_and_next_fire_bracket_now_with_nothing_between(cron: str, now: int
     assert next_fire_ms(cron, last) == following  # no fire time strictly between
     assert last_fire_ms(cron, following) == following  # a fire time is its own last
     assert last_fire_ms(cron, following - 1) == last
-    assert last % 60_000 == 0 and following % 60_000 == 0
+    assert last % 60_000 == 0
+    assert following % 60_000 == 0
 
 
 @settings(max_examples=150, deadline=None)
@@ -70,7 +71,8 @@ def test_due_means_a_fire_time_in_the_half_open_interval(cron: str, since: int, 
     now = since + gap
     due = due_fire_ms(cron, since, now)
     if next_fire_ms(cron, since) <= now:
-        assert due is not None and since < due <= now
+        assert due is not None
+        assert since < due <= now
         assert next_fire_ms(cron, due) > now  # the newest one: missed runs coalesce
     else:
         assert due is None

@@ -44,14 +44,18 @@ spec:
 
 def test_yaml_with_lists_documents_and_short_forms() -> None:
     nightly, drift, data, slow = triggers_from_yaml(YAML)
-    assert nightly.on.schedule is not None and nightly.on.schedule.cron == "0 3 * * *"
-    assert nightly.kind == "schedule" and nightly.params["trainer"] == "churn_model:train"
+    assert nightly.on.schedule is not None
+    assert nightly.on.schedule.cron == "0 3 * * *"
+    assert nightly.kind == "schedule"
+    assert nightly.params["trainer"] == "churn_model:train"
     assert (drift.on.alert, drift.cooldown_ms) == ("churn-drift", 6 * 3_600_000)
     assert data.on.dataset is not None
     assert (data.on.dataset.name, data.on.dataset.param) == ("churn", "data")
-    assert slow.name == "slow" and slow.on.performance is not None
+    assert slow.name == "slow"
+    assert slow.on.performance is not None
     assert slow.on.performance.window_ms == 30 * 60_000
-    assert slow.on.performance.breached(0.79) and not slow.on.performance.breached(0.8)
+    assert slow.on.performance.breached(0.79)
+    assert not slow.on.performance.breached(0.8)
     assert [t.on.describe() for t in (nightly, data)] == [
         "schedule 0 3 * * * (UTC)",
         "new version of dataset churn",
@@ -88,7 +92,10 @@ def test_a_file_and_a_single_trigger(tmp_path: Path) -> None:
         ({"name": "a", "pipeline": "p:f", "on": {"schedule": "0 3 * *"}}, "five fields"),
         ({"name": "a", "pipeline": "p:f", "on": {"schedule": "0 0 3 * * *"}}, "five fields"),
         ({"name": "a", "pipeline": "p:f", "on": {"schedule": "61 * * * *"}}, "cron"),
-        ({"name": "a", "pipeline": "p:f", "on": {"alert": "r"}, "cooldwn": "1h"}, "cooldwn: is not"),
+        (
+            {"name": "a", "pipeline": "p:f", "on": {"alert": "r"}, "cooldwn": "1h"},
+            "cooldwn: is not",
+        ),
         ({"name": "a", "pipeline": "p:f", "on": {"alert": "r"}, "cooldown": "soon"}, "duration"),
         (
             {"name": "a", "pipeline": "p:f", "on": {"performance": {"deployment": "d"}}},
@@ -110,7 +117,10 @@ def test_a_file_and_a_single_trigger(tmp_path: Path) -> None:
             },
             "on.performance.metric",
         ),
-        ({"name": "a", "pipeline": "p:f", "on": {"alert": "r"}, "params": {"x": float("nan")}}, "JSON"),
+        (
+            {"name": "a", "pipeline": "p:f", "on": {"alert": "r"}, "params": {"x": float("nan")}},
+            "JSON",
+        ),
         (["not", "a", "mapping"], "must be a mapping"),
     ],
 )

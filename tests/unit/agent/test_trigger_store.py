@@ -33,15 +33,19 @@ T0 = 1_800_000_000_000
 
 
 def _trigger(name: str = "nightly", cron: str = "0 3 * * *", **extra: object) -> Trigger:
-    return Trigger.parse({"name": name, "pipeline": "pkg.mod:fn", "on": {"schedule": cron}, **extra})
+    return Trigger.parse(
+        {"name": name, "pipeline": "pkg.mod:fn", "on": {"schedule": cron}, **extra}
+    )
 
 
 def _event(key: str = "schedule:2027-01-15T08:00Z") -> Event:
     return Event(key=key, detail={"scheduled_ms": T0}, params={"data": "churn@2"})
 
 
-def test_save_get_list_delete_with_audit(db: str) -> None:
-    made = save_trigger(_trigger(params={"data": "churn@latest"}), armed={"since_ms": T0}, now_ms=T0)
+def test_save_get_list_delete_with_audit(db: str) -> None:  # noqa: F811
+    made = save_trigger(
+        _trigger(params={"data": "churn@latest"}), armed={"since_ms": T0}, now_ms=T0
+    )
     assert (made.created_by, made.creation_time, made.armed) == ("ada", T0, {"since_ms": T0})
     again = save_trigger(_trigger(params={"data": "churn@latest"}), armed={"since_ms": T0 + 9})
     assert again == made  # unchanged: no new arming, no audit entry
@@ -49,7 +53,8 @@ def test_save_get_list_delete_with_audit(db: str) -> None:
     assert [s.trigger.name for s in list_stored_triggers()] == ["b", "nightly"]
     # a new parameter keeps the arming; a new event re-arms
     kept = save_trigger(_trigger(params={"data": "x@1"}), armed={"since_ms": T0 + 5})
-    assert kept.armed == {"since_ms": T0} and kept.trigger.params == {"data": "x@1"}
+    assert kept.armed == {"since_ms": T0}
+    assert kept.trigger.params == {"data": "x@1"}
     moved = save_trigger(_trigger(cron="0 4 * * *"), armed={"since_ms": T0 + 7})
     assert moved.armed == {"since_ms": T0 + 7}
     assert get_stored_trigger("nightly").trigger.on.schedule.cron == "0 4 * * *"  # type: ignore[union-attr]
@@ -63,7 +68,7 @@ def test_save_get_list_delete_with_audit(db: str) -> None:
     assert verify_audit_log().ok
 
 
-def test_an_event_is_claimed_once_and_its_outcome_recorded(db: str) -> None:
+def test_an_event_is_claimed_once_and_its_outcome_recorded(db: str) -> None:  # noqa: F811
     trigger = _trigger(params={"data": "churn@latest", "label": "y"})
     save_trigger(trigger, armed={})
     firing = claim_firing(trigger, _event(), now_ms=T0, actor="agent-1")
@@ -72,7 +77,11 @@ def test_an_event_is_claimed_once_and_its_outcome_recorded(db: str) -> None:
     assert firing.params == {"data": "churn@2", "label": "y"}  # the event's params win
     assert claim_firing(trigger, _event(), now_ms=T0 + 1, actor="agent-2") is None
     done = finish_firing(firing.id, "stopped", reason="gate refused: f1 -0.04", now_ms=T0 + 50)
-    assert (done.status, done.reason, done.finished_ms) == ("stopped", "gate refused: f1 -0.04", T0 + 50)
+    assert (done.status, done.reason, done.finished_ms) == (
+        "stopped",
+        "gate refused: f1 -0.04",
+        T0 + 50,
+    )
     assert get_firing(firing.id) == done
     with pytest.raises(Conflict, match="has ended already"):
         finish_firing(firing.id, "failed")
@@ -86,7 +95,7 @@ def test_an_event_is_claimed_once_and_its_outcome_recorded(db: str) -> None:
     assert [f.id for f in list_firings("nightly")] == [firing.id]  # history outlives it
 
 
-def test_racing_threads_claim_an_event_once(db: str) -> None:
+def test_racing_threads_claim_an_event_once(db: str) -> None:  # noqa: F811
     trigger = _trigger()
     save_trigger(trigger, armed={})
     winners: list[str] = []
@@ -107,22 +116,27 @@ def test_racing_threads_claim_an_event_once(db: str) -> None:
     assert len(list_firings("nightly")) == 3
 
 
-def test_events_inside_the_cooldown_are_skipped_with_the_reason(db: str) -> None:
+def test_events_inside_the_cooldown_are_skipped_with_the_reason(db: str) -> None:  # noqa: F811
     trigger = _trigger(cooldown="1h")
     save_trigger(trigger, armed={})
     first = claim_firing(trigger, _event("alert:1"), now_ms=T0)
-    assert first is not None and first.status == "running"
+    assert first is not None
+    assert first.status == "running"
     skipped = claim_firing(trigger, _event("alert:2"), now_ms=T0 + 3_599_999)
-    assert skipped is not None and skipped.status == "skipped"
-    assert skipped.reason is not None and "within the cooldown of 1h" in skipped.reason
+    assert skipped is not None
+    assert skipped.status == "skipped"
+    assert skipped.reason is not None
+    assert "within the cooldown of 1h" in skipped.reason
     later = claim_firing(trigger, _event("alert:3"), now_ms=T0 + 3_600_000)
-    assert later is not None and later.status == "running"
+    assert later is not None
+    assert later.status == "running"
     assert [f.event_key for f in list_firings("nightly", status="skipped")] == ["alert:2"]
     manual = claim_firing(trigger, _event("manual:x"), now_ms=T0 + 3_600_001)
-    assert manual is not None and (manual.status, manual.kind) == ("running", "manual")
+    assert manual is not None
+    assert (manual.status, manual.kind) == ("running", "manual")
 
 
-def test_history_filters_and_limits(db: str) -> None:
+def test_history_filters_and_limits(db: str) -> None:  # noqa: F811
     trigger = _trigger()
     for n in range(4):
         claim_firing(trigger, _event(f"schedule:{n}"), now_ms=T0 + n)

@@ -1,7 +1,9 @@
-"""``mloop demo``: train and track a few models, then show how they compare."""
+"""``mloop demo``: the whole loop end to end, narrated, then a summary and where to look."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -9,67 +11,82 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-import mloop
 from mloop.cli import _render
 
 if TYPE_CHECKING:
-    from mloop.tracking import Run
+    from rich.console import Console
 
-SHOWN_METRICS = ("f1", "accuracy", "roc_auc", "cv_f1_mean")
+    from mloop.demo import DemoResult
 
 
 def demo(
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Folder for the demo's stores, key, project and reports "
+            "(default: a new temporary folder, kept afterwards).",
+        ),
+    ] = None,
     quick: Annotated[
-        bool, typer.Option("--quick", help="Train fewer, smaller models (seconds, for tests).")
+        bool,
+        typer.Option("--quick", help="Less data and traffic: the same loop in a few seconds."),
     ] = False,
 ) -> None:
-    """Train a few scikit-learn models on a bundled data set and track them in the store."""
-    from mloop.config import get_settings
+    """Run the whole loop on a synthetic credit population: data, training, gate, signing,
+    deployment, live traffic, drift, monitoring, retraining, rollout and lineage."""
     from mloop.demo import run_demo
 
     out = _render.console()
-    runs = run_demo(out, quick=quick)
-    out.print(_ranking(runs))
-    out.print(
-        Text.assemble(
-            ("Runs are stored in ", ""),
-            (mloop.get_tracking_uri(), "bold"),
-            ("\nArtifacts are stored in ", ""),
-            (get_settings().resolved_artifact_uri, "bold"),
-        )
-    )
-    if runs:
-        best = runs[0].info.run_id
-        out.print("\nNext:")
-        out.print(Text(f"  mloop runs show {best}"), soft_wrap=True)
-        if len(runs) > 1:
-            out.print(Text(f"  mloop runs compare {best} {runs[1].info.run_id}"), soft_wrap=True)
-        out.print(
-            Text("  mloop runs list --experiment demo --order-by 'metrics.f1 DESC'"), soft_wrap=True
-        )
+    started = time.monotonic()
+    result = run_demo(out, home=home, quick=quick)
+    _summary(out, result, time.monotonic() - started)
 
 
-def _ranking(runs: list[Run]) -> Table:
-    table = Table(
-        title="Demo runs, best F1 first",
-        title_justify="left",
-        title_style="bold",
-        box=box.SIMPLE_HEAD,
-    )
-    table.add_column("#", justify="right")
-    table.add_column("Run", no_wrap=True)
-    for key in SHOWN_METRICS:
-        table.add_column(key, justify="right")
-    table.add_column("Duration", justify="right")
-    for rank, run in enumerate(runs, start=1):
+def _summary(out: Console, result: DemoResult, seconds: float) -> None:
+    from rich.rule import Rule
+
+    out.print()
+    out.print(Rule(f"[bold]Done in {seconds:.0f} s", align="left", style="green"))
+    table = Table(box=box.SIMPLE, show_header=False, padding=(0, 1))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("data versions", ", ".join(result.datasets))
+    table.add_row("champion", result.champion or "—")
+    drift = "detected" if result.drift_detected else "not detected"
+    if result.drifted_features:
+        drift += f" ({', '.join(result.drifted_features)})"
+    table.add_row("drift", drift)
+    if result.alerts:
+        table.add_row("alerts", "\n".join(result.alerts))
+    gate = {True: "passed", False: "refused", None: "—"}[result.gate_passed]
+    table.add_row("retrained model gate", gate)
+    table.add_row("rollout", result.rollout_outcome or "—")
+    if result.lineage is not None:
+        lineage = result.lineage
+        code = lineage.commit or "no commit recorded"
         table.add_row(
-            str(rank),
-            Text(run.info.run_name or "", style="bold green" if rank == 1 else ""),
-            *[_score(run.data.metrics.get(key)) for key in SHOWN_METRICS],
-            _render.format_duration(run.info.start_time, run.info.end_time),
+            "lineage",
+            f"{lineage.request_id} → {lineage.deployment} rev {lineage.revision} → "
+            f"{lineage.model}:{lineage.version} → run {lineage.run_id} → "
+            f"{', '.join(d.ref for d in lineage.datasets)} + commit {code[:12]}",
         )
-    return table
-
-
-def _score(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+    out.print(table)
+    if result.reports:
+        out.print("[bold]Reports[/]")
+        for name, path in result.reports.items():
+            out.print(Text(f"  {name}: {path}"), soft_wrap=True)
+    if result.stand_ins:
+        out.print("[bold yellow]Parts of the loop not available in this install[/]")
+        for line in result.stand_ins:
+            out.print(Text(f"  {line}"), soft_wrap=True)
+    env = f"MLOOP_HOME={result.home}"
+    out.print("\n[bold]Look around[/] (everything is in " + str(result.home) + ")")
+    for command in (
+        "mloop runs list --experiment credit-demo --order-by 'metrics.roc_auc DESC'",
+        "mloop data versions credit-applications",
+        "mloop models list",
+        f"mloop deploy history {result.deployment}",
+        f"mloop predictions export {result.deployment} --since 1h",
+    ):
+        out.print(Text(f"  {env} {command}"), soft_wrap=True)

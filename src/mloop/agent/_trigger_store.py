@@ -10,7 +10,7 @@ error).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, cast
@@ -356,12 +356,23 @@ def list_firings(
         return [_firing(r._mapping) for r in conn.execute(query)]
 
 
-def fired_keys(
-    trigger: str, *, settings: Settings | None = None, store: MetadataStore | None = None
+def claimed_keys(
+    trigger: str,
+    keys: Iterable[str],
+    *,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
 ) -> set[str]:
-    """Event keys of ``trigger`` claimed so far (to skip them before trying to claim)."""
+    """Which of ``keys`` ``trigger`` has claimed already (to skip them without a write)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return set()
     with store_for(settings, store) as db, db.read() as conn:
-        rows = conn.execute(select(FIRINGS.c.event_key).where(FIRINGS.c.trigger == trigger))
+        rows = conn.execute(
+            select(FIRINGS.c.event_key).where(
+                (FIRINGS.c.trigger == trigger) & FIRINGS.c.event_key.in_(wanted)
+            )
+        )
         return {str(r.event_key) for r in rows}
 
 

@@ -116,7 +116,7 @@ def run_due(*, now_ms: int, settings: Settings | None = None) -> list[Firing]:
             continue
         try:
             events = due_events(trigger, stored.armed, now_ms=now_ms, settings=settings)
-            claimed = store.fired_keys(trigger.name, settings=settings)
+            claimed = store.claimed_keys(trigger.name, (e.key for e in events), settings=settings)
         except Exception as exc:  # one broken source must not stop the other triggers
             log.warning("trigger %s: cannot tell which events are due: %s", trigger.name, exc)
             continue

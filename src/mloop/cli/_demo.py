@@ -84,7 +84,7 @@ def _summary(out: Console, result: DemoResult, seconds: float) -> None:
     out.print("\n[bold]Look around[/] (everything is in " + str(result.home) + ")")
     for command in (
         "mloop runs list --experiment credit-demo --order-by 'metrics.roc_auc DESC'",
-        "mloop data versions credit-applications",
+        "mloop data diff credit-applications@1 credit-applications@2",
         "mloop models list",
         f"mloop deploy history {result.deployment}",
         f"mloop predictions export {result.deployment} --since 1h",

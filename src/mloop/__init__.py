@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mloop import data as data
     from mloop.errors import MloopError
     from mloop.models import load_model, log_model
+    from mloop.pipelines import pipeline, step
     from mloop.tracking import (
         ACTIVE_ONLY,
         ALL,
@@ -116,6 +117,7 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "runs_to_frame",
     "search_runs",
     "seed_everything",
@@ -124,6 +126,7 @@ __all__ = [
     "set_tags",
     "set_tracking_uri",
     "start_run",
+    "step",
 ]
 
 # Public name -> the module that defines it: the tracking API unless listed here.
@@ -131,6 +134,8 @@ _ELSEWHERE = {
     "MloopError": "mloop.errors",
     "load_model": "mloop.models",
     "log_model": "mloop.models",
+    "pipeline": "mloop.pipelines",
+    "step": "mloop.pipelines",
 }
 __getattr__, __dir__ = lazy_attributes(
     __name__,

@@ -14,7 +14,8 @@ import mloop.tracking
 
 def test_top_level_api_is_the_tracking_api_the_model_functions_and_the_error_base() -> None:
     assert set(mloop.__all__) == {
-        "MloopError", "__version__", "load_model", "log_model", *mloop.tracking.__all__
+        "MloopError", "__version__", "load_model", "log_model", "pipeline", "step",
+        *mloop.tracking.__all__,
     }  # fmt: skip
     for name in mloop.__all__:
         assert getattr(mloop, name) is not None

@@ -25,7 +25,7 @@ from mloop.pipelines._digest import code_digest
 from mloop.pipelines._execution import DONE, PipelineExecution
 from mloop.pipelines._executors import StepExecutor, open_step_executor, task_error
 from mloop.pipelines._graph import Graph, Node, Pipeline, build, import_ref
-from mloop.pipelines._values import STORED_KINDS, canonical_json, digest_of
+from mloop.pipelines._values import STORED_KINDS, canonical_json, digest_of, wants_dataset
 from mloop.pipelines._worker import StepResult, StepTask, worker_context
 
 EventHandler = Callable[[str, str], None]
@@ -175,6 +175,7 @@ class _Orchestrator:
         self.previous = previous
         self.digests = {name: code_digest(node.step.fn) for name, node in graph.nodes.items()}
         self.done: dict[str, _Done] = {}
+        self.resolved: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
         self.attempts: dict[str, int] = {}
         self.status: dict[str, str] = dict.fromkeys(graph.nodes, "pending")
         self.halt: tuple[str, str] | None = None  # (execution status, reason)
@@ -346,8 +347,26 @@ class _Orchestrator:
             and all(up in self.done for up in node.upstream)
         ]
 
+    def _params(self, name: str) -> tuple[dict[str, Any], dict[str, str]]:
+        """The node's constant arguments with dataset references pinned to a version
+        (``churn@latest`` becomes ``churn@7``), and those versions' digests: a new version
+        of a dataset a step reads by name is a new input."""
+        if name not in self.resolved:
+            node = self.graph.nodes[name]
+            params = dict(node.params)
+            digests: dict[str, str] = {}
+            for key, value in node.params.items():
+                if isinstance(value, str) and wants_dataset(node.step.hints.get(key)):
+                    from mloop.data import get_dataset_version
+
+                    version = get_dataset_version(value)
+                    params[key] = version.ref
+                    digests[key] = f"dataset:{version.ref}:{version.digest}"
+            self.resolved[name] = (params, digests)
+        return self.resolved[name]
+
     def _input_digests(self, node: Node) -> dict[str, str] | None:
-        found: dict[str, str] = {}
+        found: dict[str, str] = dict(self._params(node.name)[1])
         for key, out in node.inputs.items():
             ref = self._ref(out.node, out.index)
             digest = None if ref is None else digest_of(ref)
@@ -359,7 +378,8 @@ class _Orchestrator:
     def _key(self, name: str) -> str | None:
         node = self.graph.nodes[name]
         inputs = self._input_digests(node)
-        return None if inputs is None else cache_key(self.digests[name], node.params, inputs)
+        params = self._params(name)[0]
+        return None if inputs is None else cache_key(self.digests[name], params, inputs)
 
     def _reused(self, name: str) -> bool:
         """On resume: the step's recorded result, if its cache key is unchanged."""
@@ -395,6 +415,7 @@ class _Orchestrator:
             name,
             status="cached",
             cached=True,
+            params=self._params(name)[0],
             run_id=entry["run_id"],
             cache_key=key,
             outputs=entry["outputs"],
@@ -436,7 +457,7 @@ class _Orchestrator:
             execution_id=self.id,
             node=name,
             step_ref=node.step.ref,
-            params=node.params,
+            params=self._params(name)[0],
             inputs=inputs,
             parent_run_id=self.run_id,
             tags=tags,
@@ -448,6 +469,7 @@ class _Orchestrator:
             self.id,
             name,
             status="running",
+            params=task.params,
             attempts=attempt,
             cache_key=key,
             start_time=now_ms(),
@@ -507,6 +529,9 @@ class _Orchestrator:
         lineage: list[tuple[str, str, tuple[str, str, str]]] = []
         if result.run_id is not None:
             lineage.append(("run", result.run_id, ("pipeline_execution", self.id, "ran")))
+            params, datasets = self._params(name)
+            for key in datasets:
+                lineage.append(("run", result.run_id, ("dataset", params[key], "input")))
             for out in node.inputs.values():
                 ref = self._ref(out.node, out.index)
                 target = None if ref is None else _lineage_node(ref)

@@ -187,6 +187,14 @@ def select(value: Any, keys: tuple[str | int, ...], where: str) -> Any:
     return value
 
 
+def wants_dataset(hint: Any) -> bool:
+    """True for a ``DatasetVersion`` hint (or ``DatasetVersion | None``): a string given
+    for it is a dataset reference to load."""
+    if typing.get_origin(hint) in (typing.Union, _union_type()):
+        return any(wants_dataset(a) for a in typing.get_args(hint))
+    return getattr(hint, "__name__", None) == "DatasetVersion"
+
+
 # -- type checks ------------------------------------------------------------------------------
 
 

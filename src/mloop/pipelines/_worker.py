@@ -18,7 +18,7 @@ from typing import Any
 
 from mloop.errors import InvalidInput
 from mloop.pipelines._graph import Step, StopPipeline, import_ref
-from mloop.pipelines._values import check_type, load_value, select, store_value
+from mloop.pipelines._values import check_type, load_value, select, store_value, wants_dataset
 
 _ERROR_CHARS = 4000
 
@@ -102,6 +102,12 @@ def _call(task: StepTask, step: Step[Any, Any], artifacts: Any) -> StepResult:
         kwargs[key] = select(value, tuple(spec.get("keys", ())), f"the input {key!r}")
         if spec["ref"]["kind"] == "dataset":
             mloop.log_input(spec["ref"]["ref"], context=f"pipeline step {task.node}")
+    for key, value in task.params.items():
+        if isinstance(value, str) and wants_dataset(step.hints.get(key)):
+            from mloop.data import get_dataset_version
+
+            kwargs[key] = get_dataset_version(value)
+            mloop.log_input(kwargs[key], context=f"pipeline step {task.node}")
     for key, value in kwargs.items():
         check_type(value, step.hints.get(key, Any), f"parameter {key!r} of step {task.node!r}")
     if task.params:

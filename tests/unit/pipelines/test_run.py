@@ -29,7 +29,8 @@ def statuses(execution: mloop.pipelines.PipelineExecution) -> dict[str, str]:
 def test_a_run_stores_outputs_tracks_each_step_and_links_lineage(db: str) -> None:
     events: list[tuple[str, str]] = []
     execution = run(pipes.simple, {"rows": 4}, on_event=lambda n, st: events.append((n, st)))
-    assert execution.status == "succeeded" and execution.reason is None
+    assert execution.status == "succeeded"
+    assert execution.reason is None
     assert statuses(execution) == {
         "make_frame": "succeeded",
         "total": "succeeded",
@@ -38,10 +39,10 @@ def test_a_run_stores_outputs_tracks_each_step_and_links_lineage(db: str) -> Non
     assert execution.params == {"rows": 4, "column": "y"}
     assert execution.output("totals") == {"sum": 12.0, "rows": 4.0}
     doubled = execution.output("doubled")
-    assert isinstance(doubled, pd.DataFrame) and doubled["y"].tolist() == [0.0, 4.0, 8.0, 12.0]
-    assert ("total", "running") in events and events.index(
-        ("make_frame", "succeeded")
-    ) < events.index(("total", "running"))
+    assert isinstance(doubled, pd.DataFrame)
+    assert doubled["y"].tolist() == [0.0, 4.0, 8.0, 12.0]
+    assert ("total", "running") in events
+    assert events.index(("make_frame", "succeeded")) < events.index(("total", "running"))
     # every step is a run nested under the pipeline's run, with its metrics
     parent = mloop.get_run(execution.run_id or "")
     assert parent.data.tags["mloop.pipeline.status"] == "succeeded"
@@ -150,7 +151,8 @@ def test_a_step_whose_code_changes_runs_again_and_its_consumers_only_if_its_outp
 def test_retries_back_off_exponentially_then_succeed_or_give_up(sqlite_db: str) -> None:
     slept: list[float] = []
     done = run(pipes.retrying, {"failures": 2}, sleep=slept.append)
-    assert done.status == "succeeded" and done.output() == 3
+    assert done.status == "succeeded"
+    assert done.output() == 3
     assert slept == pytest.approx([0.5, 1.0], abs=0.05)
     assert done.step("flaky").attempts == 3
     # each attempt is its own tracked run; the failed ones stay FAILED
@@ -162,9 +164,8 @@ def test_retries_back_off_exponentially_then_succeed_or_give_up(sqlite_db: str) 
     failed = run(pipes.retrying, {"failures": 10}, sleep=slept.append)
     assert failed.status == "failed"
     assert failed.reason == "step 'flaky' failed after 3 attempts: RuntimeError: flaky failure 6"
-    assert failed.step("flaky").status == "failed" and "flaky failure 6" in (
-        failed.step("flaky").error or ""
-    )
+    assert failed.step("flaky").status == "failed"
+    assert "flaky failure 6" in (failed.step("flaky").error or "")
     assert len(slept) == 2
 
 
@@ -173,18 +174,22 @@ def test_stop_pipeline_ends_the_execution_stopped_with_the_reason(db: str) -> No
     stopped = run(pipes.gated, {"rows": 3, "minimum": 100.0}, sleep=slept.append)
     assert stopped.status == "stopped"
     assert stopped.reason == "sum 6.0 is below the minimum 100.0"
-    assert stopped.step("gate").status == "stopped" and stopped.step("gate").attempts == 1
-    assert slept == [] and pipes.calls().count("gate") == 1  # not retried
+    assert stopped.step("gate").status == "stopped"
+    assert stopped.step("gate").attempts == 1
+    assert slept == []
+    assert pipes.calls().count("gate") == 1
     assert stopped.step("double").status in ("succeeded", "skipped")
     assert mloop.get_run(stopped.run_id or "").data.tags["mloop.pipeline.status"] == "stopped"
     passed = run(pipes.gated, {"rows": 3, "minimum": 1.0})
-    assert passed.status == "succeeded" and passed.output("checked")["sum"] == 6.0
+    assert passed.status == "succeeded"
+    assert passed.output("checked")["sum"] == 6.0
 
 
 def test_a_value_of_the_wrong_type_fails_at_once_without_retries(sqlite_db: str) -> None:
     slept: list[float] = []
     failed = run(pipes.lying, sleep=slept.append)
-    assert failed.status == "failed" and slept == []
+    assert failed.status == "failed"
+    assert slept == []
     assert "the return value of step 'liar' expects int, got str" in (failed.reason or "")
 
 
@@ -193,9 +198,11 @@ def test_a_failed_step_leaves_no_half_written_result_and_resume_continues_from_i
 ) -> None:
     pipes.broken_flag().touch()
     failed = run(pipes.split, {"rows": 3})
-    assert failed.status == "failed" and "two_outputs" in (failed.reason or "")
+    assert failed.status == "failed"
+    assert "two_outputs" in (failed.reason or "")
     step = failed.step("two_outputs")
-    assert step.status == "failed" and step.outputs is None
+    assert step.status == "failed"
+    assert step.outputs is None
     assert statuses(failed)["rows_of"] == "skipped"
     with pytest.raises(NotFound, match="was not produced"):
         failed.output("first")
@@ -208,8 +215,11 @@ def test_a_failed_step_leaves_no_half_written_result_and_resume_continues_from_i
     assert mloop.get_run(step.run_id or "").info.status == "FAILED"
     pipes.broken_flag().unlink()
     resumed = resume(failed.id)
-    assert resumed.id == failed.id and resumed.status == "succeeded" and resumed.attempts == 2
-    assert resumed.output("first") == 3 and resumed.output("second") == 3
+    assert resumed.id == failed.id
+    assert resumed.status == "succeeded"
+    assert resumed.attempts == 2
+    assert resumed.output("first") == 3
+    assert resumed.output("second") == 3
 
 
 def test_resume_reuses_completed_steps_and_runs_the_failed_one(db: str) -> None:
@@ -235,7 +245,8 @@ def test_resume_reuses_completed_steps_and_runs_the_failed_one(db: str) -> None:
 
 def test_values_mloop_cannot_store_travel_in_memory_and_are_never_cached(sqlite_db: str) -> None:
     first = run(pipes.in_memory, {"value": 7})
-    assert first.status == "succeeded" and first.output() == 7
+    assert first.status == "succeeded"
+    assert first.output() == 7
     assert first.step("boxed").outputs == [{"kind": "memory"}]
     again = run(pipes.in_memory, {"value": 7})
     assert statuses(again) == {"boxed": "succeeded", "unbox": "succeeded"}
@@ -249,20 +260,24 @@ def test_models_go_through_log_model_and_arrive_in_the_form_the_hint_asks_for(
     assert execution.status == "succeeded", execution.reason
     assert execution.output("score") == {"accuracy": 1.0}
     ref = execution.step("fit").outputs[0]  # type: ignore[index]
-    assert ref["kind"] == "model" and ref["uri"] == f"runs:/{execution.step('fit').run_id}/output"
+    assert ref["kind"] == "model"
+    assert ref["uri"] == f"runs:/{execution.step('fit').run_id}/output"
     assert execution.output("described") == {"flavor": ref["manifest"]["flavor"], "uri": ref["uri"]}
     again = run(pipes.modelled, {"rows": 20})
-    assert statuses(again)["fit"] == "cached" and statuses(again)["score"] == "cached"
+    assert statuses(again)["fit"] == "cached"
+    assert statuses(again)["score"] == "cached"
 
 
 def test_dataset_references_are_pinned_and_a_new_version_is_a_new_input(sqlite_db: str) -> None:
     mloop.data.register("numbers", pd.DataFrame({"a": [1, 2, 3]}))
     first = run(pipes.from_dataset)
-    assert first.output() == 3 and first.step("count_rows").params == {"data": "numbers@1"}
+    assert first.output() == 3
+    assert first.step("count_rows").params == {"data": "numbers@1"}
     assert statuses(run(pipes.from_dataset)) == {"count_rows": "cached"}
     mloop.data.register("numbers", pd.DataFrame({"a": [1, 2, 3, 4]}))
     newer = run(pipes.from_dataset)
-    assert statuses(newer) == {"count_rows": "succeeded"} and newer.output() == 4
+    assert statuses(newer) == {"count_rows": "succeeded"}
+    assert newer.output() == 4
     assert newer.step("count_rows").params == {"data": "numbers@2"}
 
 
@@ -279,7 +294,8 @@ def test_executions_are_listed_newest_first_and_found_by_id(db: str) -> None:
 
 def test_a_pipeline_can_be_named_by_reference_and_called_directly(sqlite_db: str) -> None:
     by_ref = run("tests.unit.pipelines.pipes:simple", {"rows": 2})
-    assert by_ref.pipeline == "tests.unit.pipelines.pipes:simple" and by_ref.name == "simple"
+    assert by_ref.pipeline == "tests.unit.pipelines.pipes:simple"
+    assert by_ref.name == "simple"
     called = pipes.simple(rows=2)
     assert statuses(called) == dict.fromkeys(["make_frame", "total", "double"], "cached")
     with pytest.raises(InvalidInput, match="has no parameter nope"):

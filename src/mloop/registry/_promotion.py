@@ -346,11 +346,24 @@ def registry_problems(
                 f"({given}); approve with `mloop models approve {target.name} "
                 f"{target.version} --alias {alias}`"
             )
-    if policy.require_evaluation:
-        problems.append(
-            f"evaluation: no evaluation yet of version {target.version}; the policy requires "
-            "a passing evaluation before promotion"
-        )
+    problems += _evaluation_problems(conn, target, alias, policy)
+    return problems
+
+
+def _evaluation_problems(
+    conn: Connection, target: ModelVersion, alias: str, policy: TrustPolicy
+) -> list[str]:
+    """A missing or refused blessing, when the policy's ``require_evaluation`` or the
+    model's blessing requirement (``mloop.evaluation.require_blessing``) covers ``alias``."""
+    try:
+        evaluation = importlib.import_module("mloop.evaluation._store")
+    except ImportError as exc:  # pragma: no cover - evaluation ships with mloop
+        if not policy.require_evaluation:
+            return []
+        return [f"evaluation: cannot be checked, this mloop lacks evaluation support ({exc})"]
+    problems: list[str] = evaluation.blessing_problems(
+        conn, target.name, target.version, alias, required=policy.require_evaluation
+    )
     return problems
 
 

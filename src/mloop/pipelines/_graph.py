@@ -206,25 +206,13 @@ class Output:
     keys: tuple[str | int, ...] = ()
 
     def __getitem__(self, key: str | int) -> Output:
-        graph = _building.get()
-        arity = graph.nodes[self.node].step.arity if graph and self.node in graph.nodes else None
-        if arity is not None and self.index is None and not self.keys:
-            if not isinstance(key, int) or not -arity <= key < arity:
-                raise InvalidInput(
-                    f"step {self.node!r} returns {arity} outputs; index them 0..{arity - 1}"
-                )
-            return Output(self.node, key % arity)
         return Output(self.node, self.index, (*self.keys, key))
 
     def __iter__(self) -> Iterator[Output]:
-        graph = _building.get()
-        arity = graph.nodes[self.node].step.arity if graph and self.node in graph.nodes else None
-        if arity is None or self.index is not None or self.keys:
-            raise InvalidInput(
-                f"the output of step {self.node!r} is one value; to unpack it, annotate the "
-                "step's return as a fixed tuple, e.g. -> tuple[pd.DataFrame, pd.DataFrame]"
-            )
-        return iter([Output(self.node, i) for i in range(arity)])
+        raise InvalidInput(
+            f"the output of step {self.node!r} is one value; to unpack it, annotate the "
+            "step's return as a fixed tuple, e.g. -> tuple[pd.DataFrame, pd.DataFrame]"
+        )
 
     def __bool__(self) -> bool:
         raise InvalidInput(

@@ -57,3 +57,62 @@ def traffic() -> Iterator[Traffic]:
     log = PredictionLog(fsync="off", compact_interval=None)
     yield Traffic(log)
     log.close()
+
+
+FEATURES = ["f0", "f1", "f2", "f3"]
+
+
+def register_training(rows: int = 2000, seed: int = 0) -> str:
+    """A training dataset (four standard-normal features and a label) linked to model
+    ``iris`` v1, as a training run would leave them; returns its ``name@version``."""
+    import hashlib
+
+    import numpy as np
+    import pandas as pd
+
+    from mloop.data import register
+    from mloop.registry import register_model_version
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, 4)), columns=FEATURES)
+    frame["target"] = (frame["f0"] > 0).astype(int)
+    version = register("train", frame)
+    register_model_version(
+        "iris", "/models/iris-1", package_digest=hashlib.sha256(b"iris-1").hexdigest(),
+        dataset_versions=[version.ref],
+    )  # fmt: skip
+    return version.ref
+
+
+def serve_window(
+    traffic: Traffic,
+    start_ms: int,
+    requests: int,
+    *,
+    seed: int,
+    shift: dict[int, float] | None = None,
+    error_every: int = 0,
+    latency_ms: float = 2.0,
+    version: int = 1,
+) -> list[str]:
+    """``requests`` answers spread over the hour from ``start_ms``: features drawn from the
+    training distribution (``shift`` moves feature i by that many std), the prediction is
+    ``f0 > 0``; every ``error_every``-th request fails with a 500."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    data = rng.normal(size=(requests, 4))
+    for index, amount in (shift or {}).items():
+        data[:, index] += amount
+    ids = []
+    step = HOUR // requests
+    for n, row in enumerate(data):
+        failed = bool(error_every) and n % error_every == 0
+        ids.append(
+            traffic.answer(
+                start_ms + n * step, row.tolist(), int(row[0] > 0), version=version,
+                latency_ms=latency_ms, status=500 if failed else 200,
+                error="INTERNAL" if failed else None,
+            )
+        )  # fmt: skip
+    return ids

@@ -1,0 +1,371 @@
+"""Monitoring's rows in the metadata store: windows, monitor settings, alert rules, alerts.
+
+Writes go through the registry's write path (one transaction holding the registry lock),
+so two monitors computing the same window, or evaluating the same rule, one after the
+other never duplicate a row; rule changes are in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, delete, select
+
+from mloop._ids import now_ms as wall_clock_ms
+from mloop.config import Settings
+from mloop.errors import InvalidInput, NotFound
+from mloop.monitoring._spec import AlertRule, MonitorConfig
+from mloop.monitoring._tables import (
+    MonitorAlert,
+    MonitorAlertRule,
+    MonitorConfigRow,
+    MonitorWindow,
+)
+from mloop.registry import _audit
+from mloop.registry._db import Actor, actor_name, connect, write
+from mloop.store import MetadataStore
+
+WINDOWS = cast(Table, MonitorWindow.__table__)
+CONFIGS = cast(Table, MonitorConfigRow.__table__)
+RULES = cast(Table, MonitorAlertRule.__table__)
+ALERTS = cast(Table, MonitorAlert.__table__)
+
+
+@contextmanager
+def store_for(
+    settings: Settings | None, store: MetadataStore | None = None
+) -> Iterator[MetadataStore]:
+    """``store``, the store ``settings`` name, or the configured one."""
+    if store is not None or settings is None:
+        with connect(store) as db:
+            yield db
+        return
+    from mloop.registry._db import _open
+
+    uri = settings.tracking_uri
+    if not uri or uri.startswith(("http://", "https://")):
+        uri = settings.resolved_db_uri
+    yield _open(uri)
+
+
+# -- windows ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    """One computed window (see :class:`~mloop.monitoring._tables.MonitorWindow`)."""
+
+    deployment: str
+    window_ms: int
+    start_ms: int
+    end_ms: int
+    partial: bool
+    metrics: dict[str, Any]
+    members: list[dict[str, Any]]
+    feedback_seen: int
+    computed_ms: int
+    input_statistics: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        found = asdict(self)
+        found.pop("input_statistics")
+        return found
+
+
+def _window(row: Mapping[Any, Any]) -> StoredWindow:
+    return StoredWindow(
+        deployment=row["deployment"],
+        window_ms=int(row["window_ms"]),
+        start_ms=int(row["start_ms"]),
+        end_ms=int(row["end_ms"]),
+        partial=bool(row["partial"]),
+        metrics=dict(row["metrics"]),
+        members=list(row["members"]),
+        feedback_seen=int(row["feedback_seen"]),
+        computed_ms=int(row["computed_ms"]),
+        input_statistics=row.get("input_statistics"),
+    )
+
+
+def put_window(window: StoredWindow, db: MetadataStore) -> None:
+    """Store ``window``, replacing the row of the same deployment, length and start."""
+    values = asdict(window)
+
+    def work(conn: Connection) -> None:
+        conn.execute(
+            delete(WINDOWS).where(
+                WINDOWS.c.deployment == window.deployment,
+                WINDOWS.c.window_ms == window.window_ms,
+                WINDOWS.c.start_ms == window.start_ms,
+            )
+        )
+        conn.execute(WINDOWS.insert(), values)
+
+    write(db, work)
+
+
+def get_windows(
+    deployment: str,
+    window_ms: int,
+    db: MetadataStore,
+    *,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    statistics: bool = False,
+) -> list[StoredWindow]:
+    """Stored windows oldest first; with ``statistics`` also their input statistics."""
+    columns = [c for c in WINDOWS.c if statistics or c.name != "input_statistics"]
+    query = select(*columns).where(
+        WINDOWS.c.deployment == deployment, WINDOWS.c.window_ms == window_ms
+    )
+    if since_ms is not None:
+        query = query.where(WINDOWS.c.start_ms >= since_ms)
+    if until_ms is not None:
+        query = query.where(WINDOWS.c.start_ms < until_ms)
+    with db.read() as conn:
+        rows = conn.execute(query.order_by(WINDOWS.c.start_ms)).all()
+    return [_window(r._mapping) for r in rows]
+
+
+def window_lengths(deployment: str, db: MetadataStore) -> list[int]:
+    with db.read() as conn:
+        rows = conn.execute(
+            select(WINDOWS.c.window_ms).where(WINDOWS.c.deployment == deployment).distinct()
+        ).all()
+    return sorted(int(r.window_ms) for r in rows)
+
+
+# -- monitor settings -------------------------------------------------------------------------
+
+
+def save_monitor_config(
+    deployment: str,
+    config: MonitorConfig | Mapping[str, Any],
+    *,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+) -> MonitorConfig:
+    """Store how ``deployment``'s windows are computed (replacing earlier settings)."""
+    parsed = MonitorConfig.parse(config)
+    spec = parsed.model_dump(mode="json", exclude_none=True)
+
+    def work(conn: Connection) -> None:
+        conn.execute(delete(CONFIGS).where(CONFIGS.c.deployment == deployment))
+        conn.execute(
+            CONFIGS.insert(),
+            {"deployment": deployment, "spec": spec, "last_update_time": wall_clock_ms()},
+        )
+
+    with store_for(settings, store) as db:
+        write(db, work)
+    return parsed
+
+
+def get_monitor_config(
+    deployment: str, *, settings: Settings | None = None, store: MetadataStore | None = None
+) -> MonitorConfig:
+    """The stored settings of ``deployment``, or the defaults."""
+    with store_for(settings, store) as db, db.read() as conn:
+        row = conn.execute(select(CONFIGS.c.spec).where(CONFIGS.c.deployment == deployment)).first()
+    return MonitorConfig() if row is None else MonitorConfig.parse(row.spec)
+
+
+# -- alert rules ------------------------------------------------------------------------------
+
+
+def save_alert_rule(
+    rule: AlertRule | Mapping[str, Any],
+    *,
+    actor: Actor = None,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+) -> AlertRule:
+    """Create ``rule`` or replace the one with its name; saving the same rule again changes
+    nothing. A changed rule keeps its firing alert (it resolves when the new condition
+    does not hold)."""
+    parsed = AlertRule.parse(rule)
+    spec = parsed.to_json()
+    who = actor_name(actor)
+
+    def work(conn: Connection) -> None:
+        row = conn.execute(select(RULES).where(RULES.c.name == parsed.name)).first()
+        now = wall_clock_ms()
+        if row is not None and row.spec == spec:
+            return
+        if row is None:
+            conn.execute(
+                RULES.insert(),
+                {"name": parsed.name, "deployment": parsed.deployment, "spec": spec,
+                 "created_by": who, "creation_time": now, "last_update_time": now},
+            )  # fmt: skip
+        else:
+            conn.execute(
+                RULES.update()
+                .where(RULES.c.name == parsed.name)
+                .values(deployment=parsed.deployment, spec=spec, last_update_time=now)
+            )
+        _audit.append(
+            conn, actor=who, action="alert_rule." + ("create" if row is None else "update"),
+            target=f"alert_rule:{parsed.name}", before=None if row is None else row.spec,
+            after=spec,
+        )  # fmt: skip
+
+    with store_for(settings, store) as db:
+        write(db, work)
+    return parsed
+
+
+def _missing_rule(name: str) -> NotFound:
+    return NotFound(
+        f"alert rule {name!r} does not exist; `mloop monitor rules list` shows the rules, "
+        "`mloop monitor rules apply FILE` creates them"
+    )
+
+
+def get_alert_rule(
+    name: str, *, settings: Settings | None = None, store: MetadataStore | None = None
+) -> AlertRule:
+    with store_for(settings, store) as db, db.read() as conn:
+        row = conn.execute(select(RULES.c.spec).where(RULES.c.name == name)).first()
+    if row is None:
+        raise _missing_rule(name)
+    return AlertRule.parse(row.spec)
+
+
+def list_alert_rules(
+    deployment: str | None = None,
+    *,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+) -> list[AlertRule]:
+    query = select(RULES.c.spec).order_by(RULES.c.name)
+    if deployment is not None:
+        query = query.where(RULES.c.deployment == deployment)
+    with store_for(settings, store) as db, db.read() as conn:
+        rows = conn.execute(query).all()
+    return [AlertRule.parse(r.spec) for r in rows]
+
+
+def delete_alert_rule(
+    name: str,
+    *,
+    actor: Actor = None,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+) -> None:
+    """Remove a rule; its alerts stay in the history (a firing one is resolved)."""
+    who = actor_name(actor)
+
+    def work(conn: Connection) -> None:
+        row = conn.execute(select(RULES).where(RULES.c.name == name)).first()
+        if row is None:
+            raise _missing_rule(name)
+        conn.execute(delete(RULES).where(RULES.c.name == name))
+        conn.execute(
+            ALERTS.update()
+            .where(ALERTS.c.rule == name, ALERTS.c.state == "firing")
+            .values(state="resolved", resolved_ms=wall_clock_ms())
+        )
+        _audit.append(
+            conn, actor=who, action="alert_rule.delete", target=f"alert_rule:{name}",
+            before=row.spec, after=None,
+        )  # fmt: skip
+
+    with store_for(settings, store) as db:
+        write(db, work)
+
+
+# -- alerts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert of one rule: ``firing`` from ``fired_ms`` until ``resolved_ms``.
+
+    ``value`` is the metric in the window that made it fire (``window_start_ms`` ..
+    ``window_end_ms``); ``last_value`` the newest window's while it fires."""
+
+    id: str
+    rule: str
+    deployment: str
+    metric: str
+    op: str
+    value: float
+    threshold: float
+    state: str
+    fired_ms: int
+    resolved_ms: int | None
+    window_start_ms: int
+    window_end_ms: int
+    last_value: float
+    last_window_end_ms: int
+    message: str
+    deliveries: list[dict[str, Any]]
+
+    @property
+    def firing(self) -> bool:
+        return self.state == "firing"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def alert_of(row: Mapping[Any, Any]) -> Alert:
+    values = {name: row[name] for name in Alert.__dataclass_fields__}
+    values["deliveries"] = list(values["deliveries"] or [])
+    return Alert(**values)
+
+
+def list_alerts(
+    deployment: str | None = None,
+    *,
+    rule: str | None = None,
+    since_ms: int | None = None,
+    state: str | None = None,
+    limit: int | None = None,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+) -> list[Alert]:
+    """Alerts oldest first, filtered by deployment, rule, fired at or after ``since_ms``,
+    and ``state`` (``firing`` or ``resolved``); ``limit`` keeps the newest ones."""
+    if state not in (None, "firing", "resolved"):
+        raise InvalidInput(f"alert state {state!r}: use firing or resolved")
+    query = select(ALERTS)
+    if deployment is not None:
+        query = query.where(ALERTS.c.deployment == deployment)
+    if rule is not None:
+        query = query.where(ALERTS.c.rule == rule)
+    if since_ms is not None:
+        query = query.where(ALERTS.c.fired_ms >= since_ms)
+    if state is not None:
+        query = query.where(ALERTS.c.state == state)
+    query = query.order_by(ALERTS.c.fired_ms.desc(), ALERTS.c.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    with store_for(settings, store) as db, db.read() as conn:
+        rows = conn.execute(query).all()
+    return [alert_of(r._mapping) for r in reversed(rows)]
+
+
+def list_windows(
+    deployment: str,
+    *,
+    window: str | int | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
+) -> list[StoredWindow]:
+    """Stored windows of ``deployment`` oldest first, of one length (``"1h"`` or ms; by
+    default the configured window's)."""
+    from mloop.monitoring._spec import duration_ms
+
+    with store_for(settings, store) as db:
+        if window is None:
+            length = get_monitor_config(deployment, store=db).window_ms
+        else:
+            length = window if isinstance(window, int) else duration_ms(window, "window")
+        return get_windows(deployment, length, db, since_ms=since_ms, until_ms=until_ms)

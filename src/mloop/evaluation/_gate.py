@@ -45,7 +45,7 @@ def judge(report: EvaluationReport, spec: GateSpec) -> tuple[bool, list[str], li
     if spec.fairness is not None:
         reasons += _fairness(report, spec)
     if spec.robustness is not None:
-        reasons += _robustness(report, spec.robustness.max_drop, spec.robustness.on)
+        reasons += _robustness(report, spec.robustness.max_drop, spec.robustness.perturbations)
     if spec.backdoor is not None:
         if report.backdoor is None:
             reasons.append(
@@ -152,7 +152,7 @@ def _robustness(report: EvaluationReport, allowed: float, on: tuple[str, ...]) -
             reasons.append(
                 f"robustness ({check.description}): the model could not predict: {check.error} "
                 f"(if this cannot happen in production, leave {check.name} out of the gate's "
-                "robustness.on)"
+                "robustness.perturbations)"
             )
         elif check.drop is not None and math.isfinite(check.drop) and check.drop > allowed:
             reasons.append(

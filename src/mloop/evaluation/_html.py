@@ -331,9 +331,11 @@ def _slice_bars(report: EvaluationReport) -> str:
         ax.set_yticks(y, labels)
         ax.invert_yaxis()
         ax.set_xlabel(metric)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False
+        )
 
-    return _svg(8.0, max(2.0, 0.32 * len(shown) + 1.0), draw)
+    return _svg(8.0, max(2.4, 0.32 * len(shown) + 1.4), draw)
 
 
 def _roc(ax: Axes, roc: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ silently ignored, because a gate that checks less than its author thinks is wors
       max_equalized_odds_difference: 0.1
     robustness:
       max_drop: 0.05                # metric lost under each perturbation
-      on: [noise, missing]          # which perturbations count (default both)
+      perturbations: [noise, missing]  # which count (default both)
     backdoor:
       max_flip_rate: 0.01           # share of predictions the trigger may change
 """
@@ -94,11 +94,11 @@ class FairnessRule(_Strict):
 
 
 class RobustnessRule(_Strict):
-    """``max_drop`` applies to each perturbation in ``on``; a model that cannot predict
+    """``max_drop`` applies to each of ``perturbations``; a model that cannot predict
     under one of them (missing values it refuses) fails that check."""
 
     max_drop: float = Field(ge=0)
-    on: tuple[Literal["noise", "missing"], ...] = ("noise", "missing")
+    perturbations: tuple[Literal["noise", "missing"], ...] = ("noise", "missing")
 
 
 class BackdoorRule(_Strict):

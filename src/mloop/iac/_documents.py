@@ -208,6 +208,7 @@ def parse_documents(text: str, source: str) -> tuple[list[Document], list[Proble
                     Problem(source, where, "", f"key {key!r} appears twice in one mapping")
                 )
                 continue
+            _keys_as_written(node)
             data = loader.construct_document(node)
             if data is None:
                 continue
@@ -242,6 +243,26 @@ def _duplicate_key(node: yaml.Node) -> tuple[str, int] | None:
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(current.value)
     return None
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _keys_as_written(node: yaml.Node) -> None:
+    """Plain keys YAML 1.1 reads as booleans (``on:``, ``off:``, ``yes:``) stay the words
+    written: a trigger's ``on`` and a gate's ``robustness.on`` are field names, never
+    ``True``. Values keep their YAML meaning (``enabled: yes`` is true)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag == _BOOL_TAG and not key.style:
+                    key.tag = _STR_TAG
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
 
 
 def _document(data: Any, node: yaml.Node, source: str) -> tuple[Document | None, Problem | None]:

@@ -12,7 +12,7 @@ documents are refused with the reason.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from mloop.errors import InvalidInput, NotFound
 from mloop.iac._documents import SpecError
 from mloop.iac._kinds import Kind, owner_function
-from mloop.iac._located import from_invalid_input, from_validation_error
+from mloop.iac._located import from_invalid_input, from_validation_error, located
 from mloop.registry._db import Actor
 
 
@@ -37,6 +37,12 @@ class Owner:
     named_model: bool
     """True when the model has a ``name`` field (``save(obj)``), else ``save(name, obj)``."""
     docs: str
+    check_name: str | None = None
+    """The owner's name check (``gate_name``), run when documents are checked."""
+    needs: tuple[str, str] | None = None
+    """(action, resource) a ``Principal`` must be allowed, e.g. ("admin", "global")."""
+    schema_patch: Callable[[dict[str, Any]], None] | None = None
+    """Widens the generated schema to the short forms the owner's model accepts."""
 
 
 class OwnedKind(Kind):
@@ -80,6 +86,8 @@ class OwnedKind(Kind):
         if self.owner.named_model:
             schema.get("properties", {}).pop("name", None)
             schema["required"] = [r for r in schema.get("required", []) if r != "name"]
+        if self.owner.schema_patch is not None:
+            self.owner.schema_patch(schema)
         return schema
 
     def parse(self, name: str, spec: Any) -> Any:
@@ -87,6 +95,9 @@ class OwnedKind(Kind):
             raise SpecError((), f"a {self.name}'s spec is a mapping (see {self.owner.docs})")
         if "name" in spec:
             raise SpecError(("name",), "the name is metadata.name; remove name from spec")
+        if self.owner.check_name is not None:
+            check = self._find(self.owner.check_name)
+            located(lambda: check(name), prefix=("metadata", "name"))
         fields = dict(spec)
         if self.owner.named_model:
             fields["name"] = name
@@ -139,10 +150,46 @@ class OwnedKind(Kind):
         save(*args, **({"actor": actor} if "actor" in accepts else {}))
 
     def dump(self, obj: Any) -> dict[str, Any]:
-        dumped: dict[str, Any] = obj.model_dump(mode="json", exclude_defaults=True)
+        """The owner's stored form (``to_json``) when it has one, which is what its own
+        "unchanged" check compares."""
+        to_json = getattr(obj, "to_json", None)
+        dumped: dict[str, Any] = (
+            to_json()
+            if callable(to_json)
+            else obj.model_dump(mode="json", by_alias=True, exclude_defaults=True)
+        )
         if self.owner.named_model:
-            dumped.pop("name", None)
+            dumped = {k: v for k, v in dumped.items() if k != "name"}
         return dumped
+
+    def authorize(self, name: str, actor: Actor) -> None:
+        from mloop.registry import Principal, Resource, authorize
+
+        if self.owner.needs is not None and isinstance(actor, Principal):
+            action, resource = self.owner.needs
+            authorize(actor, action, Resource.parse(resource))
+
+
+def _sink_short_forms(schema: dict[str, Any]) -> None:
+    """An alert rule's sinks may be written ``log``, ``{webhook: URL}`` or ``{command:
+    [ARGV]}`` as well as in full."""
+    sinks = schema.get("properties", {}).get("sinks")
+    if not isinstance(sinks, dict) or "items" not in sinks:
+        return
+    short = {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "log": {},
+            "webhook": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+            "command": {
+                "anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "object"}]
+            },
+        },
+    }
+    sinks["items"] = {"anyOf": [sinks["items"], {"const": "log"}, short]}
 
 
 def builtin_kinds() -> list[Kind]:
@@ -152,13 +199,15 @@ def builtin_kinds() -> list[Kind]:
             10,
             "rules an evaluation must pass to bless a model version",
             Owner(
-                ("mloop.evaluation", "mloop.evaluation._gates", "mloop.evaluation._spec"),
+                ("mloop.evaluation", "mloop.evaluation._store"),
                 "GateSpec",
                 "save_gate",
                 "get_gate",
                 "list_gates",
                 named_model=False,
                 docs="docs/evaluation.md",
+                check_name="gate_name",
+                needs=("admin", "global"),
             ),
         ),
         OwnedKind(
@@ -166,13 +215,14 @@ def builtin_kinds() -> list[Kind]:
             20,
             "a monitored metric, its window, threshold and the sinks alerts go to",
             Owner(
-                ("mloop.monitoring", "mloop.monitoring._rules", "mloop.monitoring._alerts"),
+                ("mloop.monitoring", "mloop.monitoring._store"),
                 "AlertRule",
                 "save_alert_rule",
                 "get_alert_rule",
                 "list_alert_rules",
                 named_model=True,
                 docs="docs/monitoring.md",
+                schema_patch=_sink_short_forms,
             ),
         ),
         OwnedKind(

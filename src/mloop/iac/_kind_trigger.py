@@ -150,9 +150,16 @@ class PipelineScheduleKind(TriggerKind):
         if "schedule" not in fields:
             raise SpecError(("schedule",), 'required field is missing; e.g. schedule: "0 3 * * *"')
         fields["on"] = {"schedule": fields.pop("schedule")}
-        return self._validate(
-            {**fields, "name": name}, rename={"name": ("metadata", "name"), "on": ()}
-        )
+        try:
+            return self._validate(
+                {**fields, "name": name}, rename={"name": ("metadata", "name"), "on": ()}
+            )
+        except SpecError as exc:  # the cron string is spec.schedule itself here
+            flat = [
+                (loc[:1] if loc[:2] == ("schedule", "cron") else loc, message)
+                for loc, message in exc.located
+            ]
+            raise SpecError(flat[0][0], flat[0][1], *flat[1:]) from None
 
     def list_live(self) -> list[tuple[str, Any]]:
         return [(t.name, t) for t in _function("list_triggers")() if t.on.schedule is not None]

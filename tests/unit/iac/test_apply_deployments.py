@@ -46,7 +46,8 @@ def test_apply_creates_then_is_idempotent(iris: str, tmp_path: Path) -> None:
     assert [(c.kind, c.name, c.action) for c in first.changes] == [
         ("Deployment", "fraud", "create")
     ]
-    assert first.applied and first.summary == "1 created, 0 updated, 0 unchanged"
+    assert first.applied
+    assert first.summary == "1 created, 0 updated, 0 unchanged"
     live = get_deployment("fraud")
     assert live.revision == 1
     assert live.created_by == "ada"
@@ -66,7 +67,8 @@ def test_a_change_is_one_new_revision_with_a_diff(iris: str, tmp_path: Path) -> 
     write(path, FRAUD.replace("weight: 10", "weight: 25").replace("output: label", "top_k: 2"))
     dry = plan(path)
     (change,) = dry.changes
-    assert change.action == "update" and not dry.applied
+    assert change.action == "update"
+    assert not dry.applied
     fields = {f.path: (f.change, f.before, f.after) for f in change.fields()}
     assert fields == {
         "members[1].weight": ("changed", 10.0, 25.0),

@@ -169,7 +169,7 @@ def start_candidate_rollout(
     """Start the rollout of the new version on ``deployment`` (none: stop at registering)."""
     if not deployment:
         return {**signed, "rollout": None}
-    from mloop.agent import start_rollout  # type: ignore[attr-defined]
+    from mloop.agent import start_rollout
 
     rollout = start_rollout(deployment, f"{signed['model']}:{signed['version']}", plan)
     return {**signed, "rollout": str(rollout.id)}

@@ -43,7 +43,7 @@ def due_events(
     since = int(armed.get("since_ms", 0))
     on = trigger.on
     if on.alert is not None:
-        return _alert_events(on.alert, since, now_ms)
+        return _alert_events(on.alert, since, now_ms, settings)
     if on.performance is not None:
         return _performance_events(on.performance, now_ms, settings)
     if on.schedule is not None:
@@ -75,10 +75,11 @@ def manual_event(trigger: Trigger, *, who: str, settings: Settings | None = None
     return Event(key=f"manual:{new_id()}", detail=detail, params=params)
 
 
-def _alert_events(rule: str, since_ms: int, now_ms: int) -> list[Event]:
+def _alert_events(rule: str, since_ms: int, now_ms: int, settings: Settings | None) -> list[Event]:
     from mloop.monitoring import list_alerts
 
-    alerts = [a for a in list_alerts(rule=rule, since_ms=since_ms) if a.fired_ms <= now_ms]
+    found = list_alerts(rule=rule, since_ms=since_ms, settings=settings)
+    alerts = [a for a in found if a.fired_ms <= now_ms]
     alerts.sort(key=lambda a: (a.fired_ms, str(a.id)))
     return [
         Event(

@@ -113,3 +113,39 @@ def test_bad_input_is_one_line_and_exit_2(
     code, _, err = run_cli(capsys, "triggers", *(a.format(file=file) for a in args))
     assert code == 2
     assert message in one_error_line(err)
+
+
+def test_fire_runs_the_pipeline_and_exits_by_its_outcome(
+    file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    file.write_text(
+        f"""
+- name: works
+  pipeline: tests.unit.agent.test_trigger_run:marking_pipeline
+  params: {{folder: "{marks}"}}
+  on: {{schedule: "@daily"}}
+- name: refused
+  pipeline: tests.unit.agent.test_trigger_run:marking_pipeline
+  params: {{folder: "{marks}", outcome: refuse}}
+  on: {{schedule: "@daily"}}
+"""
+    )
+    run_cli(capsys, "triggers", "apply", str(file))
+    code, out, _ = run_cli(capsys, "triggers", "fire", "works")
+    assert code == 0
+    assert out.startswith("Trigger works: succeeded (execution ")
+    code, out, _ = run_cli(capsys, "triggers", "fire", "refused")
+    assert code == 1
+    assert "Trigger refused: stopped — the gate refused models:/churn/2" in out
+    fired = run_json(capsys, "triggers", "history")
+    assert [(f["trigger"], f["kind"], f["status"]) for f in fired] == [
+        ("refused", "manual", "stopped"),
+        ("works", "manual", "succeeded"),
+    ]
+    code, out, _ = run_cli(capsys, "triggers", "history", "--status", "stopped")
+    assert "f1 0.71 < baseline 0.74 + 0.01" in out
+    assert "works" not in out
+    assert run_json(capsys, "triggers", "show", "works")["last_firing"]["status"] == "succeeded"
+    assert len(list(marks.glob("*.run"))) == 2

@@ -143,7 +143,7 @@ def evaluate_rules(
             fired.append(alert)
             firing.append(alert)
         elif outcome == "resolved":
-            log.info("resolved: %s", alert.message)
+            log.debug("resolved: %s", alert.resolution)
             resolved.append(alert)
         else:
             firing.append(alert)

@@ -100,7 +100,8 @@ def deliver(sink: Sink, alert: Alert, event: str, *, sleep: Sleep = time.sleep) 
     try:
         if isinstance(sink, LogSink):
             level = logging.WARNING if event == "fired" else logging.INFO
-            log.log(level, "%s: %s", "ALERT" if event == "fired" else "resolved", alert.message)
+            text = alert.message if event == "fired" else alert.resolution
+            log.log(level, "%s: %s", "ALERT" if event == "fired" else "resolved", text)
             result: dict[str, Any] = {"sink": "log", "target": log.name, "attempts": 1, "ok": True}
         elif isinstance(sink, WebhookSink):
             result = send_webhook(sink, body, sleep=sleep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, delete, select
@@ -309,6 +310,14 @@ class Alert:
     def firing(self) -> bool:
         return self.state == "firing"
 
+    @property
+    def resolution(self) -> str:
+        """What a resolved alert's notification says."""
+        return (
+            f"{self.deployment}: {self.metric} back to {self.last_value:.4g} (alert when "
+            f"{self.op} {self.threshold:g}; rule {self.rule}, fired with {self.value:.4g})"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -369,3 +378,39 @@ def list_windows(
         else:
             length = window if isinstance(window, int) else duration_ms(window, "window")
         return get_windows(deployment, length, db, since_ms=since_ms, until_ms=until_ms)
+
+
+def apply_alert_rules(
+    path: str | Path, *, actor: Actor = None, settings: Settings | None = None
+) -> list[tuple[str, str]]:
+    """Save every rule of a YAML file (each checked before any is saved); returns each
+    rule's name with ``created``, ``updated`` or ``unchanged``."""
+    from mloop.monitoring._spec import load_yaml_documents
+
+    rules = [
+        AlertRule.parse(document, source=f"{path} (rule {index + 1})")
+        for index, document in enumerate(load_yaml_documents(path))
+    ]
+    if not rules:
+        raise InvalidInput(f"{path} holds no alert rules")
+    names = [r.name for r in rules]
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"{path} declares a rule name twice; rule names are unique")
+    existing = {r.name: r for r in list_alert_rules(settings=settings)}
+    outcome = []
+    for rule in rules:
+        before = existing.get(rule.name)
+        action = "created" if before is None else ("unchanged" if before == rule else "updated")
+        save_alert_rule(rule, actor=actor, settings=settings)
+        outcome.append((rule.name, action))
+    return outcome
+
+
+def monitored_deployments(
+    *, settings: Settings | None = None, store: MetadataStore | None = None
+) -> list[str]:
+    """Deployments with alert rules or a monitor config."""
+    with store_for(settings, store) as db, db.read() as conn:
+        ruled = {r.deployment for r in conn.execute(select(RULES.c.deployment).distinct())}
+        configured = {r.deployment for r in conn.execute(select(CONFIGS.c.deployment))}
+    return sorted(ruled | configured)

@@ -75,12 +75,16 @@ def resolve_inputs(
 
 @step()
 def validate_data(
-    pinned: dict[str, Any], schema: str | None = None, validation: str = "error"
+    pinned: dict[str, Any],
+    schema: str | None = None,
+    validation: str = "error",
+    tolerance: float = 0.01,
 ) -> dict[str, Any]:
     """Check the dataset version against ``schema`` (a schema YAML file) or, without one,
-    against the schema inferred from the dataset's previous version. ERROR anomalies stop
-    the pipeline (``validation: warn`` records them and goes on; ``off`` skips)."""
-    return check_dataset(pinned["dataset"], schema, validation)
+    against the schema inferred from the dataset's previous version. ERROR anomalies on
+    more than ``tolerance`` of the rows stop the pipeline (``validation: warn`` records
+    them and goes on; ``off`` skips)."""
+    return check_dataset(pinned["dataset"], schema, validation, tolerance)
 
 
 @step()
@@ -184,6 +188,7 @@ def retraining_pipeline(
     gate: str | None = None,
     schema: str | None = None,
     validation: str = "error",
+    tolerance: float = 0.01,
     eval_data: str | None = None,
     holdout: float = 0.25,
     seed: int = 0,
@@ -197,7 +202,7 @@ def retraining_pipeline(
 ) -> dict[str, Any]:
     """Validate → train → gate against the champion → register → sign → roll out."""
     pinned = resolve_inputs(data, model_name, gate, champion_alias, eval_data)
-    validated = validate_data(pinned, schema, validation)
+    validated = validate_data(pinned, schema, validation, tolerance)
     candidate = train_candidate(pinned, validated, trainer, label, trainer_params, holdout, seed)
     evaluation = evaluate_candidate(pinned, candidate, label, slices, holdout, seed)
     registered = register_candidate(pinned, candidate, evaluation, model_name)
@@ -242,8 +247,12 @@ def gate_rules(gate: str | None) -> dict[str, Any]:
     return spec.to_json()
 
 
-def check_dataset(dataset: str, schema: str | None, validation: str) -> dict[str, Any]:
-    """Anomalies of ``dataset`` against its schema; ERRORs raise :class:`StopPipeline`."""
+def check_dataset(
+    dataset: str, schema: str | None, validation: str, tolerance: float = 0.01
+) -> dict[str, Any]:
+    """Anomalies of ``dataset`` against its schema; ERRORs raise :class:`StopPipeline`,
+    except those affecting at most ``tolerance`` of the rows (one new extreme value in a
+    fresh sample is not a broken pipeline upstream), which are recorded."""
     from mloop.data import Schema, get_dataset_version, infer_schema, validate_statistics
 
     if validation not in VALIDATION_MODES:
@@ -265,7 +274,13 @@ def check_dataset(dataset: str, schema: str | None, validation: str) -> dict[str
     else:
         return {"dataset": dataset, "against": None, "anomalies": []}
     anomalies = validate_statistics(version.statistics(), expected)
-    errors = [a for a in anomalies if a.severity.value == "ERROR"]
+    if not 0.0 <= tolerance < 1.0:
+        raise InvalidInput(f"tolerance {tolerance!r} must be a share of rows in [0, 1)")
+    errors = [
+        a
+        for a in anomalies
+        if a.severity.value == "ERROR" and (a.share is None or a.share > tolerance)
+    ]
     if errors and validation == "error":
         problems = "; ".join(f"{a.feature}: {a.description}" for a in errors)
         raise StopPipeline(f"{dataset} fails validation against {against}: {problems}")

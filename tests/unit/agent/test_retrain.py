@@ -169,3 +169,37 @@ def test_trainer_references_are_checked() -> None:
         load_function("no_such_module:train")
     with pytest.raises(InvalidInput, match=r"'package\.module:function'"):
         load_function("train_logistic")
+
+
+def test_a_blessed_candidate_starts_its_rollout(setup: dict[str, Any]) -> None:
+    from mloop.agent import get_rollout
+    from mloop.pipelines import get_execution
+    from mloop.serving import create_deployment, get_deployment
+
+    mloop.data.register("cancer", _cancer())
+    params = {**setup["params"], "data": "cancer@1"}
+    assert run(PIPELINE, params).status == "succeeded"
+    set_alias("cancer", "champion", 1)
+    create_deployment("cancer", {"members": [{"model": "cancer", "version": 1}]})
+    fresh = load_breast_cancer(as_frame=True).frame.sample(n=300, random_state=7)
+    fresh = fresh[["mean radius", "mean texture", "mean smoothness", "worst area", "target"]]
+    fresh.columns = ["radius", "texture", "smoothness", "area", "target"]
+    mloop.data.register("cancer", fresh.reset_index(drop=True))
+    gate = setup["tmp"] / "loose.yaml"
+    gate.write_text("metric: roc_auc\nmin_improvement: -0.05\n")
+    execution = run(
+        PIPELINE,
+        {**setup["params"], "gate": str(gate), "deployment": "cancer", "plan": None},
+    )
+    assert execution.status == "succeeded", execution.reason
+    result = get_execution(execution.id).output("output")
+    assert (result["model"], result["version"], result["signed"]) == ("cancer", 2, True)
+    rollout = get_rollout(result["rollout"])
+    assert (rollout.deployment, rollout.candidate_model, rollout.candidate_version) == (
+        "cancer",
+        "cancer",
+        2,
+    )
+    assert (rollout.primary_version, rollout.state) == (1, "running")
+    members = get_deployment("cancer").spec.members
+    assert [(m.version, m.role) for m in members] == [(1, "primary"), (2, "shadow")]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,27 +135,35 @@ def fire_trigger(
     now_ms: int | None = None,
     actor: Actor = None,
     settings: Settings | None = None,
+    on_event: Callable[[str, str], None] | None = None,
 ) -> Firing:
     """Run a trigger's pipeline now, whatever its event (``mloop triggers fire NAME``);
-    recorded as a ``manual`` firing. Works on a disabled trigger too."""
+    recorded as a ``manual`` firing. Works on a disabled trigger too. ``on_event(step,
+    status)`` follows the pipeline's steps (as :func:`mloop.pipelines.run` calls it)."""
     trigger = get_trigger(name, settings=settings)
     who = actor_name(actor)
     event = manual_event(trigger, who=who, settings=settings)
     now = wall_clock_ms() if now_ms is None else now_ms
-    firing = _fire(trigger, event, now_ms=now, actor=who, settings=settings)
+    firing = _fire(trigger, event, now_ms=now, actor=who, settings=settings, on_event=on_event)
     assert firing is not None  # a manual key is new every time
     return firing
 
 
 def _fire(
-    trigger: Trigger, event: Event, *, now_ms: int, actor: str, settings: Settings | None
+    trigger: Trigger,
+    event: Event,
+    *,
+    now_ms: int,
+    actor: str,
+    settings: Settings | None,
+    on_event: Callable[[str, str], None] | None = None,
 ) -> Firing | None:
     firing = store.claim_firing(trigger, event, now_ms=now_ms, actor=actor, settings=settings)
     if firing is None or firing.status != "running":
         return firing  # another agent has it, or it was skipped in the cooldown
     log.info("trigger %s fired on %s: running %s", trigger.name, event.key, trigger.pipeline)
     started = time.monotonic()
-    status, reason, execution_id = run_pipeline(trigger.pipeline, firing.params)
+    status, reason, execution_id = run_pipeline(trigger.pipeline, firing.params, on_event)
     elapsed_ms = int((time.monotonic() - started) * 1000)
     return store.finish_firing(
         firing.id,
@@ -168,7 +176,11 @@ def _fire(
     )
 
 
-def run_pipeline(reference: str, params: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+def run_pipeline(
+    reference: str,
+    params: Mapping[str, Any],
+    on_event: Callable[[str, str], None] | None = None,
+) -> tuple[str, str | None, str | None]:
     """Run the pipeline ``reference`` and say how it ended: ``(status, reason,
     execution id)``, status one of succeeded / stopped / failed. Never raises for what the
     pipeline does; the reason carries the error."""
@@ -177,7 +189,7 @@ def run_pipeline(reference: str, params: Mapping[str, Any]) -> tuple[str, str | 
     except ImportError as exc:  # pragma: no cover - a broken installation
         return "failed", f"mloop.pipelines cannot be imported: {exc}", None
     try:
-        execution = run(reference, dict(params))
+        execution = run(reference, dict(params), on_event=on_event)
     except StopPipeline as exc:
         return "stopped", _reason(exc), None
     except MloopError as exc:

@@ -8,6 +8,8 @@ refused gate), failed with the error, or skipped inside a cooldown.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -152,15 +154,14 @@ def fire(name: NameArg, as_json: JsonFlag = False) -> None:
         firing = fire_trigger(name)
         _render.emit_json(firing.to_dict())
     else:
-        out = _render.console()
-        with out.status(f"Running the pipeline of trigger {name}…"):
-            firing = fire_trigger(name)
+        with _following(name) as on_event:
+            firing = fire_trigger(name, on_event=on_event)
         line = Text.assemble("Trigger ", (name, "bold"), ": ", _status(firing.status))
         if firing.reason:
             line.append(f" — {_render.one_line(firing.reason)}")
         if firing.execution_id:
             line.append(f" (execution {firing.execution_id}; `mloop pipeline show` it)")
-        out.print(line)
+        _render.console().print(line)
     if firing.status != "succeeded":
         raise typer.Exit(1)
 
@@ -172,6 +173,27 @@ def delete(name: NameArg) -> None:
 
     delete_trigger(name)
     _render.console().print(Text.assemble("Deleted trigger ", (name, "bold")))
+
+
+@contextmanager
+def _following(name: str) -> Iterator[Callable[[str, str], None] | None]:
+    """The pipeline's live DAG (as `mloop pipeline run` shows it) while a trigger's
+    pipeline runs; a spinner when its graph cannot be built ahead (the run then says why)."""
+    from mloop.agent._triggers import get_trigger
+    from mloop.cli._pipeline import _live
+    from mloop.pipelines._graph import build
+    from mloop.pipelines._runner import resolve_pipeline
+
+    trigger = get_trigger(name)
+    try:
+        graph = build(resolve_pipeline(trigger.pipeline), dict(trigger.params))
+    except Exception:  # an unimportable pipeline or missing parameter: the firing records it
+        with _render.console().status(f"Running the pipeline of trigger {name}…"):
+            yield None
+        return
+    upstream = {step: node.upstream for step, node in graph.nodes.items()}
+    with _live(f"{name}: {trigger.pipeline}", upstream) as on_event:
+        yield on_event
 
 
 # -- rendering --------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ requests (``/v2/models/iris/infer``, FP64 ``[N, 4]``), for a bounded duration ea
 * **mlserver**: MLServer's scikit-learn runtime with default settings, from the separate
   virtualenv ``/work/bench-venv-mlserver`` (``pip install mlserver mlserver-sklearn
   uvloop==0.21.0``), when it exists;
-* **mloop+shadow**: mloop with a shadow model attached, to see what mirroring costs the
-  primary's p99;
+* **shadow cost**: the deployment with and without a shadow model, both servers up at once
+  and driven in turn at 16 connections (three rounds, medians), to see what mirroring
+  costs the primary's p99 and throughput;
 * **mloop fsync=off** and **mloop no log**: the same guards with the prediction log
   surviving a killed process only (no fsync), and with no prediction log, to show what
   durable logging costs.
@@ -165,10 +166,6 @@ def main() -> None:
     mlserver = MLSERVER_VENV / "bin" / "mlserver"
     if mlserver.exists():
         servers["mlserver"] = ([str(mlserver), "start", str(work / "mlserver")], env, None)
-    if not args.skip_shadow:
-        servers["mloop+shadow"] = (
-            [*mloop_cmd, "iris-shadow"], {**env, "MLOOP_SERVER_AUTH": "on"}, key,
-        )  # fmt: skip
 
     results: dict[tuple[str, int, int], Result] = {}
     cold: dict[str, float] = {}
@@ -190,12 +187,10 @@ def main() -> None:
         try:
             cold[name] = wait_ready(url, process)
             auth = f'wrk.headers["Authorization"] = "Bearer {api_key}"' if api_key else ""
-            row_counts = (1,) if name == "mloop+shadow" else (1, 1000)
-            for rows in row_counts:
+            for rows in (1, 1000):
                 script = work / f"{name}-{rows}.lua"
                 script.write_text(LUA.format(auth=auth, body=bodies[rows]))
-                model = "iris-shadow" if name == "mloop+shadow" else "iris"
-                infer = f"{url}/v2/models/{model}/infer"
+                infer = f"{url}/v2/models/iris/infer"
                 run_wrk(infer, script, 4, 1)  # warm-up
                 for connections in (1, 16):
                     result = run_wrk(infer, script, connections, args.seconds)
@@ -211,8 +206,73 @@ def main() -> None:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+    if not args.skip_shadow:
+        auth_env = {**env, "MLOOP_SERVER_AUTH": "on"}
+        shadow_rounds = shadow_cost(mloop_cmd, auth_env, key, work, bodies[1], args.seconds, cold)
+    else:
+        shadow_rounds = []
     report(results, cold)
+    report_shadow(shadow_rounds)
     shutil.rmtree(work, ignore_errors=True)
+
+
+def shadow_cost(
+    mloop_cmd: list[str],
+    env: dict[str, str],
+    key: str,
+    work: Path,
+    body: Path,
+    seconds: float,
+    cold: dict[str, float],
+    rounds: int = 3,
+) -> list[tuple[Result, Result]]:
+    """What a shadow costs the primary: the deployment with and without one, both servers
+    up at once and driven in turn (plain, shadowed, plain, …) at 16 connections, so that
+    load from elsewhere on the machine falls on both alike."""
+    script = work / "shadow-1.lua"
+    script.write_text(LUA.format(auth=f'wrk.headers["Authorization"] = "Bearer {key}"', body=body))
+    processes, urls = [], {}
+    try:
+        for name in ("iris", "iris-shadow"):
+            port = free_port()
+            process = subprocess.Popen(
+                [*mloop_cmd, name, "--port", str(port)], env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )  # fmt: skip
+            processes.append(process)
+            urls[name] = f"http://127.0.0.1:{port}/v2/models/{name}/infer"
+            cold[f"mloop ({name})"] = wait_ready(f"http://127.0.0.1:{port}", process)
+        for url in urls.values():
+            run_wrk(url, script, 4, 1)  # warm-up (and the shadow process's model load)
+        pairs = []
+        for _ in range(rounds):
+            plain = run_wrk(urls["iris"], script, 16, seconds)
+            shadowed = run_wrk(urls["iris-shadow"], script, 16, seconds)
+            print(
+                f"shadow round: plain {plain.rps:7.0f} req/s p99 {plain.p99_ms:6.2f} ms | "
+                f"with shadow {shadowed.rps:7.0f} req/s p99 {shadowed.p99_ms:6.2f} ms",
+                flush=True,
+            )
+            pairs.append((plain, shadowed))
+        return pairs
+    finally:
+        for process in processes:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def report_shadow(pairs: list[tuple[Result, Result]]) -> None:
+    if not pairs:
+        return
+    p99 = sorted(b.p99_ms / a.p99_ms for a, b in pairs)[len(pairs) // 2]
+    rps = sorted(b.rps / a.rps for a, b in pairs)[len(pairs) // 2]
+    print(
+        f"  shadow attached, rows=1 c=16, median of {len(pairs)} alternated rounds: "
+        f"primary p99 {(p99 - 1) * 100:+.0f}%, throughput x{rps:.2f}"
+    )
 
 
 def setup(work: Path, env: dict[str, str]) -> str:
@@ -283,14 +343,6 @@ def report(results: dict[tuple[str, int, int], Result], cold: dict[str, float]) 
                         f"  {variant:16s} rows={rows:<5d} c={connections:<3d} "
                         f"/bare {found.rps / bare.rps:5.2f}"
                     )
-    shadow = results.get(("mloop+shadow", 1, 16))
-    plain = results.get(("mloop", 1, 16))
-    if shadow is not None and plain is not None:
-        print(
-            f"  shadow attached, rows=1 c=16: p99 {plain.p99_ms:.2f} -> {shadow.p99_ms:.2f} ms "
-            f"({(shadow.p99_ms / plain.p99_ms - 1) * 100:+.0f}%), "
-            f"throughput x{shadow.rps / plain.rps:.2f}"
-        )
 
 
 if __name__ == "__main__":

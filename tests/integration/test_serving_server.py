@@ -4,6 +4,7 @@ model logged with mloop.log_model on iris, and the same app in-process for the g
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -271,6 +272,52 @@ def test_shadow_answers_are_logged_never_returned(iris: Any) -> None:
     assert answer.json()["model_version"] == "1"
     assert answer.json()["outputs"][0]["data"] == models[0].predict(rows).tolist()
     assert roles == {("primary", 1, "m-1"), ("shadow", 2, "m-1")}
+
+
+def test_shadows_answer_in_a_low_priority_child_process_that_stops_with_the_server(
+    iris: Any,
+) -> None:
+    import os
+
+    import psutil
+
+    features, models = iris
+    create_deployment(
+        "niced",
+        {
+            "members": [
+                {"model": "iris", "version": 1},
+                {"model": "iris", "version": 2, "role": "shadow"},
+            ]
+        },
+    )
+    app = create_app("niced", request_log=False)
+    with serving(app) as url:
+        shadows = app.state.serving._shadows
+        assert shadows is not None  # started with the server: the deployment has a shadow
+        child = psutil.Process(shadows.process.pid)
+        assert child.pid != os.getpid()
+        deadline = time.monotonic() + 20
+        while child.nice() != 19 and time.monotonic() < deadline:  # it renices as it starts
+            time.sleep(0.02)
+        assert child.nice() == 19
+        bodies = [oip(features[i : i + 1 + i % 3], id=f"n-{i}") for i in range(12)]
+        with httpx.Client() as client:
+            answers = [client.post(f"{url}/v2/models/niced/infer", json=b) for b in bodies]
+        deadline = time.monotonic() + 20
+        while shadows.pending and time.monotonic() < deadline:
+            time.sleep(0.05)
+        metrics = httpx.get(f"{url}/metrics").text
+    assert [a.status_code for a in answers] == [200] * 12
+    assert 'role="shadow",status="200",version="2"} 12.0' in metrics
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    table = read_predictions(get_settings().resolved_prediction_log_uri, "niced")
+    shadow_rows = [r for r in table.to_pylist() if r["role"] == "shadow"]
+    assert sorted(r["request_id"] for r in shadow_rows) == sorted(f"n-{i}" for i in range(12))
+    for row in shadow_rows:  # each mirror answered with its own rows, by the shadow's model
+        i = int(row["request_id"].split("-")[1])
+        expected = models[1].predict(features[i : i + 1 + i % 3]).tolist()
+        assert json.loads(row["outputs"])["predictions"] == expected
 
 
 def _logged_roles(deployment: str) -> set[tuple[str, int, str]]:

@@ -294,6 +294,7 @@ def create_app(
         tracing=tracing_from_env(),
         request_logger=RequestLogger(enabled=request_log),
         poll_interval=settings.deployment_poll_interval if poll_interval is None else poll_interval,
+        log_fsync=log_fsync,
     )
     holder.append(state)
     state.current = served

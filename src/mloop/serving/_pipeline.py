@@ -28,6 +28,7 @@ from mloop.errors import (
 from mloop.serving import _oip
 from mloop.serving._obfuscation import PREDICTIONS, PROBABILITIES, obfuscate
 from mloop.serving._served import ServedDeployment, ServedModel, combine
+from mloop.serving._shadow_process import Mirror
 from mloop.serving._state import (
     ATYPICAL_HEADER,
     JSON_TYPE,
@@ -50,9 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("mloop.serving")
 
 
-MAX_SHADOW_BACKLOG = 256
-"""Shadow calls waiting or running at once; past it new mirrors are skipped (counted in
-``mloop_requests_total{role="shadow",status="503"}``)."""
+MAX_SHADOW_BACKLOG = 1024
+"""Mirrors the shadow process has not answered yet; past it new mirrors are skipped
+(counted in ``mloop_requests_total{role="shadow",status="503"}``)."""
 
 
 class _Call:
@@ -197,13 +198,15 @@ async def _guarded(
         )
         outputs = combine(served.combine, answers, members)
     for shadow in shadows:
-        if len(state.background) >= MAX_SHADOW_BACKLOG:
+        mirror = Mirror(
+            served.name, shadow.name, shadow.version, shadow.uri, dict(features), probabilities,
+            call.request_id, call.started_ms, dict(call.decisions), call.span.trace_id,
+        )  # fmt: skip
+        if not state.mirror(mirror, MAX_SHADOW_BACKLOG):
             # Overloaded: skip the mirror rather than let it queue behind, or slow, answers.
             state.metrics.observe_request(
                 served.name, shadow.name, shadow.version_label, "shadow", 0.0, 503
             )
-            continue
-        state.spawn(_shadow(state, served, shadow, features, call, probabilities))
     shown = (
         outputs
         if served.guards.output == "full"
@@ -342,55 +345,6 @@ async def _log_failure(
         await state.prediction_log.append_async(record)
     except Exception as exc:  # the client gets its error answer whatever happens here
         log.warning("could not log failed request %s: %s", call.request_id, exc)
-
-
-async def _shadow(
-    state: ServingState,
-    served: ServedDeployment,
-    shadow: ServedModel,
-    arrays: Mapping[str, np.ndarray[Any, Any]],
-    call: _Call,
-    probabilities: bool,
-) -> None:
-    """A shadow's answer is logged, never returned; whatever happens here stays here."""
-    started = time.perf_counter()
-    try:
-        model_input = validate(shadow.signature, arrays)
-        outputs = await shadow.batcher.predict(model_input, probabilities)
-        latency = time.perf_counter() - started
-        state.metrics.observe_request(
-            served.name, shadow.name, shadow.version_label, "shadow", latency, 200
-        )
-        if state.prediction_log is not None:
-            record = _record(
-                call, shadow, arrays, outputs, review=False,
-                served=served, role="shadow", latency_ms=latency * 1000,
-            )  # fmt: skip
-            await state.log_shadow(record)
-    except Exception as exc:
-        status = exc.http_status if isinstance(exc, MloopError) else 500
-        state.metrics.observe_request(
-            served.name, shadow.name, shadow.version_label, "shadow",
-            time.perf_counter() - started, status,
-        )  # fmt: skip
-        if state.prediction_log is not None:
-            failed = _record(
-                call, shadow, arrays, {}, review=False, served=served, role="shadow",
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )  # fmt: skip
-            failed.outputs, failed.status = None, status
-            failed.error = exc.code if isinstance(exc, MloopError) else "INTERNAL"
-            try:
-                await state.log_shadow(failed)
-            except Exception:
-                log.warning("could not log the failed shadow answer of %s", call.request_id)
-        log.warning(
-            "shadow %s v%s failed on request %s: %s",
-            shadow.name,
-            shadow.version,
-            call.request_id,
-            exc,
-        )
 
 
 # -- protocols --------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -36,6 +36,7 @@ from mloop.errors import (
     Unauthenticated,
 )
 from mloop.serving._served import DeploymentSource, ServedDeployment
+from mloop.serving._shadow_process import Mirror, Outcome, ShadowProcess
 
 if TYPE_CHECKING:
     from mloop.config import Settings
@@ -117,6 +118,7 @@ class ServingState:
         tracing: Tracing,
         request_logger: RequestLogger,
         poll_interval: float,
+        log_fsync: str = "always",
     ) -> None:
         self.source = source
         self.settings = settings
@@ -134,9 +136,8 @@ class ServingState:
         self.in_flight = 0
         self._principals: dict[bytes, tuple[float, Principal]] = {}
         self._checking: dict[bytes, asyncio.Future[Principal]] = {}
-        self._shadow_records: list[Any] = []
-        self._shadow_flush: asyncio.Future[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self.log_fsync = log_fsync
+        self._shadows: ShadowProcess | None = None
         self._poller: asyncio.Task[None] | None = None
 
     # -- the deployment ---------------------------------------------------------------------
@@ -172,22 +173,26 @@ class ServingState:
             except Exception:  # keep serving the revision we have
                 log.warning("reloading deployment %s failed", self.source.target, exc_info=True)
 
-    async def log_shadow(self, record: Any) -> None:
-        """Log a shadow's answer. Shadow records wait for one write together (one fsync
-        for all that arrived meanwhile): mirroring must cost the primary as little as it
-        can, and nobody waits for these answers."""
-        assert self.prediction_log is not None
-        self._shadow_records.append(record)
-        if self._shadow_flush is not None and not self._shadow_flush.done():
-            return
-        self._shadow_flush = asyncio.ensure_future(self._flush_shadows())
-        await asyncio.shield(self._shadow_flush)
+    def mirror(self, mirror: Mirror, capacity: int) -> bool:
+        """Hand a copy of a request to the shadow process (started on first use); False
+        when ``capacity`` mirrors are still unanswered, so this one is skipped."""
+        if capacity <= 0:
+            return False
+        return self._shadow_process().mirror(mirror, capacity)
 
-    async def _flush_shadows(self) -> None:
-        assert self.prediction_log is not None
-        while self._shadow_records:
-            records, self._shadow_records = self._shadow_records, []
-            await self.prediction_log.append_many_async(records)
+    def _shadow_process(self) -> ShadowProcess:
+        if self._shadows is None:
+            self._shadows = ShadowProcess(
+                self.settings,
+                log_predictions=self.prediction_log is not None,
+                log_fsync=self.log_fsync,
+                observe=self._observe_shadow,
+            )
+        return self._shadows
+
+    def _observe_shadow(self, outcome: Outcome) -> None:
+        deployment, model, version, seconds, status = outcome
+        self.metrics.observe_request(deployment, model, version, "shadow", seconds, status)
 
     def alone(self) -> bool:
         """Whether the request asking is the only work this process has: no other request
@@ -197,16 +202,6 @@ class ServingState:
             return False
         ready = getattr(asyncio.get_running_loop(), "_ready", None)  # CPython's run queue
         return ready is None or len(ready) == 0
-
-    @property
-    def background(self) -> set[asyncio.Task[Any]]:
-        """Fire-and-forget work in progress (shadow calls)."""
-        return self._background
-
-    def spawn(self, work: Awaitable[Any]) -> None:
-        task = asyncio.ensure_future(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     def count_arrival(self, delta: int) -> None:
         self.arriving += delta
@@ -302,6 +297,8 @@ class ServingState:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         _freeze_heap()
+        if self.current is not None and self.current.shadows:
+            self._shadow_process()  # start loading the shadows now, not on the first request
         if self.source.stored and self.poll_interval > 0:
             self._poller = asyncio.create_task(self._poll())
         try:
@@ -315,10 +312,8 @@ class ServingState:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-        if self._background:
-            await asyncio.wait(list(self._background), timeout=5)
-        if self._shadow_flush is not None:
-            await asyncio.wait([self._shadow_flush], timeout=5)
+        if self._shadows is not None:  # its queued mirrors are answered and logged first
+            await run_in_threadpool(self._shadows.close)
         if self.prediction_log is not None:
             await run_in_threadpool(self.prediction_log.close)
         if self.feedback_log is not None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import threading
 
 import pytest
+from alembic import command
+from sqlalchemy import inspect
 
 from mloop.agent._trigger_spec import Trigger
 from mloop.agent._trigger_store import (
@@ -22,11 +24,15 @@ from mloop.agent._trigger_store import (
 )
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry import list_audit_log, verify_audit_log
+from mloop.store import MetadataStore, head_revision
+from mloop.store import current_revision as schema_revision
+from mloop.store._engine import _alembic_config
 from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
     _migrated_postgres,
     _migrated_sqlite,
     db,
     registry_db_uri,
+    store,
 )
 
 T0 = 1_800_000_000_000
@@ -146,3 +152,18 @@ def test_history_filters_and_limits(db: str) -> None:  # noqa: F811
         list_firings(limit=0)
     with pytest.raises(InvalidInput, match="status 'done' is not one of"):
         list_firings(status="done")
+
+
+def test_migration_0009_goes_down_and_up(store: MetadataStore) -> None:  # noqa: F811
+    tables = {"triggers", "trigger_firings"}
+    assert tables <= set(inspect(store.engine).get_table_names())
+    with store.engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "0008")
+    assert not tables & set(inspect(store.engine).get_table_names())
+    assert schema_revision(store.engine) == "0008"
+    with store.engine.begin() as conn:
+        command.upgrade(_alembic_config(conn), "head")
+    assert schema_revision(store.engine) == head_revision()
+    assert tables <= set(inspect(store.engine).get_table_names())
+    uniques = inspect(store.engine).get_unique_constraints("trigger_firings")
+    assert [u["column_names"] for u in uniques] == [["trigger", "event_key"]]

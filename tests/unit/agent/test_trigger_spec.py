@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mloop.agent._trigger_spec import (
@@ -154,3 +154,54 @@ def test_durations_parse_to_milliseconds(amount: int, unit: tuple[str, int], spa
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(InvalidInput):
         duration_ms(bad)
+
+
+NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,20}", fullmatch=True)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+ONS = st.one_of(
+    NAMES.map(lambda n: {"alert": n}),
+    NAMES.map(lambda n: {"dataset": n}),
+    st.tuples(NAMES, NAMES).map(lambda p: {"dataset": {"name": p[0], "param": p[1]}}),
+    st.sampled_from(["0 3 * * *", "*/5 * * * *", "@hourly", "30 2 1 * 1-5"]).map(
+        lambda c: {"schedule": c}
+    ),
+    st.tuples(NAMES, st.floats(-1e6, 1e6), st.booleans(), st.integers(1, 90)).map(
+        lambda p: {
+            "performance": {
+                "deployment": p[0],
+                ("below" if p[2] else "above"): p[1],
+                "window": f"{p[3]}m",
+            }
+        }
+    ),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    NAMES,
+    ONS,
+    st.dictionaries(st.text(min_size=1, max_size=8), JSON_VALUES, max_size=4),
+    st.booleans(),
+    st.one_of(st.none(), st.sampled_from(["30s", "1h", "2d"])),
+)
+def test_any_trigger_survives_yaml_and_the_stored_form(
+    name: str, on: dict[str, object], params: dict[str, object], enabled: bool, cooldown: str | None
+) -> None:
+    import yaml
+
+    data: dict[str, object] = {"name": name, "pipeline": "pkg.mod:fn", "on": on, "params": params}
+    data["enabled"] = enabled
+    if cooldown is not None:
+        data["cooldown"] = cooldown
+    trigger = Trigger.parse(data)
+    assert Trigger.parse(trigger.to_json()) == trigger
+    (again,) = triggers_from_yaml(yaml.safe_dump([trigger.to_json()]))
+    assert again == trigger
+    assert again.kind == next(iter(on))

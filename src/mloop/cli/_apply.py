@@ -101,13 +101,13 @@ def _show(result: ApplyPlan) -> None:
         line.append(f"{change.kind}/{change.name}", style="bold" if change.changed else "dim")
         line.append(f"  {action}", style=_STYLE[change.action])
         line.append(f"  ({change.source}:{change.line})", style="dim")
-        console.print(line)
+        console.print(line, soft_wrap=True)
         if change.changed and not result.applied:
             for diff_line in change.diff().splitlines()[2:]:
                 style = {"+": "green", "-": "red", "@": "cyan"}.get(diff_line[:1], "")
-                console.print(Text("    " + diff_line, style=style))
+                console.print(Text("    " + diff_line, style=style), soft_wrap=True)
     verdict = "Applied" if result.applied else "Dry run (nothing changed)"
-    console.print(f"{verdict}: {result.summary}")
+    console.print(f"{verdict}: {result.summary}", soft_wrap=True)
 
 
 def export_command(
@@ -136,8 +136,8 @@ def export_command(
         return
     console = _render.console()
     for path in exported.files:
-        console.print(Text(str(path)))
-    console.print(f"Exported {len(exported.files)} objects to {output}")
+        console.print(Text(str(path)), soft_wrap=True)
+    console.print(Text(f"Exported {len(exported.files)} objects to {output}"), soft_wrap=True)
 
 
 def schema_command() -> None:

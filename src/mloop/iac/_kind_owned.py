@@ -192,6 +192,15 @@ def _sink_short_forms(schema: dict[str, Any]) -> None:
     sinks["items"] = {"anyOf": [sinks["items"], {"const": "log"}, short]}
 
 
+def _step_short_forms(schema: dict[str, Any]) -> None:
+    """A rollout plan's steps may be written ``"shadow 10m"``, ``"canary 5% 10m"``,
+    ``"100%"`` as well as mappings."""
+    steps = schema.get("properties", {}).get("steps")
+    if isinstance(steps, dict) and "items" in steps:
+        text = {"type": "string", "description": "'shadow 10m', 'canary 5% 10m', '25% 10m', '100%'"}
+        steps["items"] = {"anyOf": [text, steps["items"]]}
+
+
 def builtin_kinds() -> list[Kind]:
     return [
         OwnedKind(
@@ -230,13 +239,15 @@ def builtin_kinds() -> list[Kind]:
             30,
             "the steps of a progressive rollout and the checks between them",
             Owner(
-                ("mloop.agent", "mloop.agent._plans", "mloop.agent._rollout_plan"),
+                ("mloop.agent", "mloop.agent._plan_store", "mloop.agent._plans"),
                 "RolloutPlan",
                 "save_plan",
                 "get_plan",
                 "list_plans",
                 named_model=False,
                 docs="docs/rollouts.md",
+                check_name="plan_name",
+                schema_patch=_step_short_forms,
             ),
         ),
     ]

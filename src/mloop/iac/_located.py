@@ -53,7 +53,11 @@ def from_validation_error(
         loc: Loc = tuple(p for p in error["loc"] if isinstance(p, int | str))
         if rename and loc and str(loc[0]) in rename:
             loc = rename[str(loc[0])] + loc[1:]
-        located.append((loc, humanize(str(error["msg"]), error["type"], error.get("input"))))
+        message = humanize(str(error["msg"]), error["type"], error.get("input"))
+        named = _PATH.match(message) if not loc else None
+        if named is not None:  # a model-wide check naming the field: "steps[2]: …"
+            loc, message = parse_path(named.group(1)), named.group(2)
+        located.append((loc, message))
     if not located:
         return SpecError((), str(exc))
     return SpecError(located[0][0], located[0][1], *located[1:])

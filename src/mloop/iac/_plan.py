@@ -202,7 +202,10 @@ def _plan(paths: str | Path | Iterable[str | Path], actor: Actor) -> ApplyPlan:
         try:
             parsed.append((document, kind, kind.parse(document.name, document.spec)))
         except SpecError as exc:
-            problems.extend(document.problem(loc, message) for loc, message in exc.located)
+            problems.extend(
+                document.problem(loc, _yaml_hint(document.spec, loc, message))
+                for loc, message in exc.located
+            )
         except MloopError as exc:
             problems.append(document.problem((), exc.message))
     if problems:
@@ -258,6 +261,24 @@ def _duplicates(documents: list[Document], known: Mapping[str, Kind]) -> list[Pr
                 )
             )
     return problems
+
+
+def _yaml_hint(spec: Any, loc: tuple[str | int, ...], message: str) -> str:
+    """Explain a refused boolean that the author wrote as a word: YAML 1.1 reads ``on``,
+    ``off``, ``yes`` and ``no`` as true/false, so ``auth: on`` arrives as ``True``."""
+    value: Any = spec
+    for part in loc:
+        in_mapping = isinstance(value, Mapping) and part in value
+        in_list = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        if not (in_mapping or in_list):
+            return message
+        value = value[part]
+    if isinstance(value, bool) and "boolean" not in message:
+        return (
+            f"{message} (YAML read the value as {str(value).lower()}: on/off/yes/no are "
+            'booleans, so quote the word, e.g. "on")'
+        )
+    return message
 
 
 def _field_changes(prefix: str, before: Any, after: Any) -> Iterable[FieldChange]:

@@ -187,3 +187,61 @@ def test_an_unknown_kind_lists_the_kinds(sqlite_db: str, tmp_path: Path) -> None
         DocumentsInvalid, match=r"x\.yaml:2: kind: unknown kind 'Deploymnet'; use one of: Gate"
     ):
         apply(path)
+
+
+PLAN = """
+apiVersion: mloop/v1
+kind: RolloutPlan
+metadata:
+  name: careful
+spec:
+  steps:
+    - shadow 30m
+    - canary 5% 30m
+    - {traffic: 50, window: 1h}
+    - 100%
+  checks:
+    max_error_rate_increase: 0.005
+    max_wait: 2h
+  promote_alias: champion
+"""
+
+
+def test_rollout_plans_apply_idempotently_and_export_back(db: str, tmp_path: Path) -> None:
+    from mloop.agent._plan_store import get_plan
+
+    path = write(tmp_path / "plan.yaml", PLAN)
+    assert [c.action for c in apply(path).changes] == ["create"]
+    plan_ = get_plan("careful")
+    assert [s.describe() for s in plan_.steps] == ["shadow", "canary 5%", "canary 50%", "100%"]
+    assert plan_.checks.max_error_rate_increase == 0.005
+    assert [c.action for c in apply(path).changes] == ["unchanged"]
+    out = export(tmp_path / "out", kinds_wanted=["RolloutPlan"])
+    assert [p.name for p in out.files] == ["careful.yaml"]
+    assert [c.action for c in apply(tmp_path / "out").changes] == ["unchanged"]
+    write(path, PLAN.replace("canary 5% 30m", "canary 10% 30m"))
+    (change,) = plan(path).changes
+    assert [(f.path, f.before, f.after) for f in change.fields()] == [
+        ("steps[1].traffic", 5.0, 10.0)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "message"),
+    [
+        ("    - 100%\n", "", 5, "spec", "end steps with '100%'"),
+        ("canary 5% 30m", "canary 60% 30m", 9, "spec.steps[2]", "does not grow"),
+        ("max_wait: 2h", "max_wait: 2 fortnights", 13, "spec.checks.max_wait", "duration"),
+        ("name: careful", "name: care/ful", 4, "metadata.name", "plan name"),
+    ],
+)
+def test_rollout_plan_errors_name_the_line_and_field(
+    sqlite_db: str, tmp_path: Path, old: str, new: str, line: int, field: str, message: str
+) -> None:
+    assert old in PLAN
+    path = write(tmp_path / "plan.yaml", PLAN.replace(old, new))
+    with pytest.raises(DocumentsInvalid) as caught:
+        apply(path)
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.field) == (line, field), problem
+    assert message in problem.message

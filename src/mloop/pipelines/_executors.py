@@ -12,6 +12,7 @@ Third parties add executors with :func:`register_step_executor`.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, Protocol
@@ -30,7 +31,11 @@ class StepExecutor(Protocol):
 
     def submit(self, task: StepTask, resources: Resources) -> Future[StepResult]: ...
 
-    def close(self) -> None: ...
+    def reset(self) -> None:
+        """A worker died: make sure the next submit does not go to a broken pool."""
+
+    def close(self) -> None:
+        """The pipeline is done with the executor (it may keep workers warm for the next)."""
 
 
 ExecutorFactory = Callable[[str], StepExecutor]
@@ -75,6 +80,9 @@ class InProcessExecutor:
         future.set_result(execute_step(task))
         return future
 
+    def reset(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -82,6 +90,9 @@ class InProcessExecutor:
 class ProcessExecutor:
     """A spawned process pool: no forked locks or connections, steps imported by name.
 
+    The pool stays up for the next pipeline of this process (starting workers that import
+    pandas and mloop takes seconds); a worker whose copy of a step's module is older than
+    this process's reloads it first (see :func:`~mloop.pipelines._digest.loaded_fingerprint`).
     Values that mloop cannot store (see :mod:`mloop.pipelines._values`) travel between
     processes by the pool's own pickling, in memory only.
     """
@@ -91,19 +102,44 @@ class ProcessExecutor:
     in_process = False
 
     def __init__(self, workers: int | None = None) -> None:
-        import multiprocessing
-
         self.workers = workers or max(1, min(os.cpu_count() or 1, 8))
-        self._pool = ProcessPoolExecutor(
-            self.workers, mp_context=multiprocessing.get_context("spawn")
-        )
 
     def submit(self, task: StepTask, resources: Resources) -> Future[StepResult]:
         del resources
-        return self._pool.submit(execute_step, task)
+        return _shared_pool(self.workers).submit(execute_step, task)
+
+    def reset(self) -> None:
+        _discard_pool()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        pass
+
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, int, ProcessPoolExecutor] | None = None  # (pid, workers, pool)
+
+
+def _shared_pool(workers: int) -> ProcessPoolExecutor:
+    """This process's pool (a forked child makes its own: pools do not survive a fork)."""
+    global _pool
+    import multiprocessing
+
+    with _pool_lock:
+        if _pool is not None and _pool[:2] == (os.getpid(), workers):
+            return _pool[2]
+        if _pool is not None and _pool[0] == os.getpid():
+            _pool[2].shutdown(wait=False, cancel_futures=True)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        _pool = (os.getpid(), workers, pool)
+        return pool
+
+
+def _discard_pool() -> None:
+    global _pool
+    with _pool_lock:
+        if _pool is not None and _pool[0] == os.getpid():
+            _pool[2].shutdown(wait=False, cancel_futures=True)
+        _pool = None
 
 
 class RayExecutor:
@@ -121,7 +157,7 @@ class RayExecutor:
                 "the ray executor needs Ray, which is not installed; run "
                 "`pip install 'mloop[ray]'` or use --executor process"
             ) from None
-        self._ray = ray
+        self._ray: Any = ray
         if not ray.is_initialized():
             try:
                 ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
@@ -133,10 +169,41 @@ class RayExecutor:
         options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus}
         if resources.memory_mb is not None:
             options["memory"] = resources.memory_mb * 1024 * 1024
+        missing = self._infeasible(options)
+        if missing:
+            future: Future[StepResult] = Future()
+            future.set_result(
+                StepResult(
+                    task.node,
+                    "failed",
+                    None,
+                    error=f"step {task.node!r} asks for {missing}, more than the Ray cluster "
+                    "has in total; lower its Resources or add nodes",
+                    retryable=False,
+                )
+            )
+            return future
         options["max_retries"] = 0  # mloop retries, with backoff and a new tracked run
         ref = self._remote.options(**options).remote(task)
-        future: Future[StepResult] = ref.future()
-        return future
+        started: Future[StepResult] = ref.future()
+        return started
+
+    def reset(self) -> None:
+        pass  # Ray replaces dead workers itself
+
+    def _infeasible(self, options: dict[str, Any]) -> str:
+        """What the request asks beyond the whole cluster: such a task would wait forever
+        (a cluster that autoscales reports its current size, so this refuses early there;
+        start it with the nodes the largest step needs)."""
+        total = self._ray.cluster_resources()
+        wanted = {"CPU": options["num_cpus"], "GPU": options["num_gpus"]}
+        wanted["memory"] = options.get("memory", 0)
+        over = [
+            f"{amount:g} {name}"
+            for name, amount in wanted.items()
+            if amount and amount > total.get(name, 0)
+        ]
+        return " and ".join(over)
 
     def close(self) -> None:
         pass  # the Ray session belongs to the caller (or lives until the process exits)

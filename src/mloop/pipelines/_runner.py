@@ -21,7 +21,7 @@ from typing import Any
 from mloop._ids import new_id, now_ms
 from mloop.errors import Conflict, InvalidInput
 from mloop.pipelines import _store
-from mloop.pipelines._digest import code_digest
+from mloop.pipelines._digest import code_digest, loaded_fingerprint
 from mloop.pipelines._execution import DONE, PipelineExecution
 from mloop.pipelines._executors import StepExecutor, open_step_executor, task_error
 from mloop.pipelines._graph import Graph, Node, Pipeline, build, import_ref
@@ -323,6 +323,7 @@ class _Orchestrator:
                         result = future.result()
                     except BaseException as exc:  # the worker died
                         result = task_error(exc, name)
+                        executor.reset()
                     self._handle(name, result, retry_at)
             else:
                 name = min(retry_at, key=retry_at.__getitem__)
@@ -462,6 +463,7 @@ class _Orchestrator:
             parent_run_id=self.run_id,
             tags=tags,
             context=None if executor.in_process else worker_context(),
+            fingerprint=None if executor.in_process else loaded_fingerprint(node.step.fn),
             step=node.step if executor.in_process else None,
         )
         _store.update_step(

@@ -9,14 +9,17 @@ leaves nothing that points at a partial result.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sys
 import traceback
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from mloop.errors import InvalidInput
+from mloop.pipelines._digest import loaded_fingerprint
 from mloop.pipelines._graph import Step, StopPipeline, import_ref
 from mloop.pipelines._values import check_type, load_value, select, store_value, wants_dataset
 
@@ -36,6 +39,7 @@ class StepTask:
     parent_run_id: str | None
     tags: dict[str, str]
     context: dict[str, Any] | None = None
+    fingerprint: str | None = None
     step: Step[Any, Any] | None = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -67,7 +71,7 @@ def execute_step(task: StepTask) -> StepResult:
     if task.context is not None:
         _apply_context(task.context)
     try:
-        step = task.step or import_ref(task.step_ref, Step)
+        step = task.step or _current_step(task)
         artifacts = artifact_store_for()
         run = mloop.start_run(
             run_name=task.node, parent_run_id=task.parent_run_id, tags=task.tags, nested=True
@@ -90,6 +94,24 @@ def execute_step(task: StepTask) -> StepResult:
     mloop.end_run("FINISHED")
     result.run_id = run_id
     return result
+
+
+def _current_step(task: StepTask) -> Step[Any, Any]:
+    """The step, imported here; reloaded when this long-lived worker holds an older copy of
+    its module than the orchestrator ran (the fingerprints of the loaded code differ)."""
+    step: Step[Any, Any] = import_ref(task.step_ref, Step)
+    if task.fingerprint is None or loaded_fingerprint(step.fn) == task.fingerprint:
+        return step
+    importlib.reload(sys.modules[step.fn.__module__])
+    step = import_ref(task.step_ref, Step)
+    if loaded_fingerprint(step.fn) != task.fingerprint:
+        raise InvalidInput(
+            f"the code of step {task.node!r} in module {step.fn.__module__!r} differs between "
+            "this worker and the process that started the pipeline, even after reloading it: "
+            "the module was probably edited after that process imported it; run the pipeline "
+            "again from a fresh process"
+        )
+    return step
 
 
 def _call(task: StepTask, step: Step[Any, Any], artifacts: Any) -> StepResult:
@@ -153,8 +175,8 @@ _applied: dict[str, Any] | None = None
 
 
 def _apply_context(context: dict[str, Any]) -> None:
-    """Make this worker see the orchestrator's settings: its ``MLOOP_*`` environment and
-    tracking URI. Workers outlive one pipeline (Ray reuses them), so the context is
+    """Make this worker see the orchestrator's settings: its ``MLOOP_*`` environment,
+    tracking URI and import path. Workers outlive one pipeline (Ray reuses them), so the context is
     applied whenever it changes."""
     global _applied
     if context == _applied:
@@ -165,6 +187,8 @@ def _apply_context(context: dict[str, Any]) -> None:
     for name in [n for n in os.environ if n.startswith("MLOOP_") and n not in env]:
         del os.environ[name]
     os.environ.update(env)
+    missing = [p for p in context.get("sys_path", ()) if p not in sys.path]
+    sys.path[:0] = missing
     mloop.set_tracking_uri(context["tracking_uri"])
     _applied = context
 
@@ -180,4 +204,4 @@ def worker_context() -> dict[str, Any]:
     env["MLOOP_HOME"] = str(settings.home.absolute())
     env.setdefault("MLOOP_DB_URI", settings.resolved_db_uri)
     env.setdefault("MLOOP_ARTIFACT_URI", settings.resolved_artifact_uri)
-    return {"env": env, "tracking_uri": mloop.get_tracking_uri()}
+    return {"env": env, "tracking_uri": mloop.get_tracking_uri(), "sys_path": list(sys.path)}

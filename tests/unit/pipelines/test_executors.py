@@ -112,3 +112,70 @@ def _calls() -> list[str]:
     from pathlib import Path
 
     return (Path(os.environ["MLOOP_HOME"]) / "calls.log").read_text().splitlines()
+
+
+def test_a_warm_worker_reloads_a_module_edited_since_it_imported_it(
+    sqlite_db: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import sys
+    import textwrap
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def load(factor: int) -> Any:
+        (tmp_path / "edited_pipe.py").write_text(
+            textwrap.dedent(
+                f"""
+                import mloop
+
+                @mloop.step
+                def scaled(n: int) -> int:
+                    return n * {factor}
+
+                @mloop.pipeline
+                def edited(n: int = 2):
+                    return scaled(n)
+                """
+            )
+        )
+        sys.modules.pop("edited_pipe", None)
+        importlib.invalidate_caches()
+        return importlib.import_module("edited_pipe").edited
+
+    first = run(load(10), executor="process")
+    assert first.output() == 20
+    second = run(load(100), executor="process")  # the same warm pool, which imported factor 10
+    assert second.status == "succeeded", second.reason
+    assert second.output() == 200
+
+
+def test_a_worker_with_an_older_module_reloads_it_and_refuses_code_it_cannot_match(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import sys
+
+    from mloop.errors import InvalidInput
+    from mloop.pipelines._digest import loaded_fingerprint
+    from mloop.pipelines._worker import StepTask, _current_step
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = "import mloop\n\n@mloop.step\ndef scaled(n: int) -> int:\n    return n * {}\n"
+    (tmp_path / "stale_mod.py").write_text(source.format(10))
+    sys.modules.pop("stale_mod", None)
+    importlib.invalidate_caches()
+    importlib.import_module("stale_mod")  # this "worker" holds the old version
+    namespace: dict[str, Any] = {"__name__": "stale_mod"}
+    exec(compile(source.format(100), "stale_mod.py", "exec"), namespace)
+    newer = loaded_fingerprint(namespace["scaled"].fn)
+    (tmp_path / "stale_mod.py").write_text(source.format(100))
+
+    def task(fingerprint: str) -> StepTask:
+        return StepTask(
+            "e", "scaled", "stale_mod:scaled", {}, {}, None, {}, fingerprint=fingerprint
+        )
+
+    assert _current_step(task(newer)).fn(2) == 200  # reloaded
+    with pytest.raises(InvalidInput, match="even after reloading it"):
+        _current_step(task("0" * 64))

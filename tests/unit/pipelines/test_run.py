@@ -99,6 +99,8 @@ def test_a_step_whose_code_changes_runs_again_and_its_consumers_only_if_its_outp
     folder = tmp_path / "code"
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
+    # versions of equal size written within a second would otherwise load a stale .pyc
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
     module = folder / "changing_pipe.py"
 
     def write(body: str, helper: str = "return value", constant: int = 1) -> object:

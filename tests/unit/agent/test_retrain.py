@@ -26,7 +26,7 @@ from mloop.registry import get_model_version, list_model_versions, set_alias
 from tests.unit.registry.conftest import _migrated_sqlite, sqlite_db  # noqa: F401 (fixtures)
 
 HERE = "tests.unit.agent.test_retrain"
-PIPELINE = "mloop.agent._retrain:retraining_pipeline"
+PIPELINE = "mloop.agent:retraining_pipeline"  # the public reference users write
 T0 = 1_800_000_000_000
 
 

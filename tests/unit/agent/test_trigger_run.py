@@ -173,3 +173,18 @@ def test_agents_racing_on_the_same_events_fire_each_once(db: str, marks: Path) -
     assert sorted(fired) == ["dataset:churn@2", "schedule:2027-01-15T08:15Z"]
     assert _runs(marks) == ["churn@2", "schedule"]
     assert all(f.status == "succeeded" for f in list_firings())
+
+
+def test_ticking_agents_fire_through_the_leader_once(db: str, marks: Path) -> None:  # noqa: F811
+    from mloop.agent import tick
+
+    _save("every-15", {"schedule": "*/15 * * * *"}, marks)
+    now = T0 + 15 * MINUTE
+    first = tick(now_ms=now, holder="agent-a", ttl_s=30)
+    second = tick(now_ms=now + 1, holder="agent-b", ttl_s=30)
+    assert (first.leader, second.leader, second.leader_holder) == (True, False, "agent-a")
+    assert [f.event_key for f in first.firings] == ["schedule:2027-01-15T08:15Z"]
+    taken_over = tick(now_ms=now + 31_000, holder="agent-b", ttl_s=30)  # a's lease lapsed
+    assert taken_over.leader
+    assert taken_over.firings == []  # the event was fired already
+    assert len(_runs(marks)) == 1

@@ -24,7 +24,8 @@ from mloop.agent._trigger_tables import TriggerFiring, TriggerRow
 from mloop.config import Settings
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry import _audit
-from mloop.registry._db import Actor, actor_name, connect, write
+from mloop.registry._db import Actor, actor_name, check, connect, write
+from mloop.registry._roles import GLOBAL
 from mloop.store import MetadataStore
 
 TRIGGERS = cast(Table, TriggerRow.__table__)
@@ -94,6 +95,13 @@ def store_for(
     yield _open(uri)
 
 
+def authorize_triggers(actor: Actor) -> None:
+    """A trigger runs the code it names with the agent's rights, so declaring, deleting
+    or firing one takes the global ``admin`` role (API callers; a local caller holds the
+    store itself and is trusted)."""
+    check(actor, "admin", GLOBAL)
+
+
 # -- triggers ---------------------------------------------------------------------------------
 
 
@@ -112,6 +120,7 @@ def save_trigger(
     a trigger fire for events it already handled or ignored."""
     parsed = Trigger.parse(trigger)
     spec = parsed.to_json()
+    authorize_triggers(actor)
     who = actor_name(actor)
     now = wall_clock_ms() if now_ms is None else now_ms
 
@@ -195,6 +204,7 @@ def delete_trigger(
 ) -> None:
     """Remove a trigger; its firings stay in the history."""
     trigger_name(name)
+    authorize_triggers(actor)
     who = actor_name(actor)
 
     def work(conn: Connection) -> None:

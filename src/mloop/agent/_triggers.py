@@ -140,6 +140,7 @@ def fire_trigger(
     """Run a trigger's pipeline now, whatever its event (``mloop triggers fire NAME``);
     recorded as a ``manual`` firing. Works on a disabled trigger too. ``on_event(step,
     status)`` follows the pipeline's steps (as :func:`mloop.pipelines.run` calls it)."""
+    store.authorize_triggers(actor)
     trigger = get_trigger(name, settings=settings)
     who = actor_name(actor)
     event = manual_event(trigger, who=who, settings=settings)

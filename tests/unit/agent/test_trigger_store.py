@@ -22,8 +22,9 @@ from mloop.agent._trigger_store import (
     list_stored_triggers,
     save_trigger,
 )
-from mloop.errors import Conflict, InvalidInput, NotFound
-from mloop.registry import list_audit_log, verify_audit_log
+from mloop.agent._triggers import fire_trigger
+from mloop.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from mloop.registry import Principal, RoleGrant, list_audit_log, verify_audit_log
 from mloop.store import MetadataStore, head_revision
 from mloop.store import current_revision as schema_revision
 from mloop.store._engine import _alembic_config
@@ -167,3 +168,19 @@ def test_migration_0009_goes_down_and_up(store: MetadataStore) -> None:  # noqa:
     assert tables <= set(inspect(store.engine).get_table_names())
     uniques = inspect(store.engine).get_unique_constraints("trigger_firings")
     assert [u["column_names"] for u in uniques] == [["trigger", "event_key"]]
+
+
+def test_api_callers_need_the_global_admin_role(db: str) -> None:  # noqa: F811
+    deployer = Principal("bob", "user", (RoleGrant("deployer", "global"),))
+    model_admin = Principal("carol", "user", (RoleGrant("admin", "model:churn"),))
+    admin = Principal("root", "user", (RoleGrant("admin", "global"),))
+    for who in (deployer, model_admin):
+        with pytest.raises(PermissionDenied, match="needs the admin role globally"):
+            save_trigger(_trigger(), armed={}, actor=who)
+    save_trigger(_trigger(), armed={}, actor=admin)
+    with pytest.raises(PermissionDenied):
+        delete_trigger("nightly", actor=deployer)
+    with pytest.raises(PermissionDenied):
+        fire_trigger("nightly", actor=deployer)
+    assert get_stored_trigger("nightly").created_by == "root"
+    delete_trigger("nightly", actor=admin)

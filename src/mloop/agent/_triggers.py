@@ -2,7 +2,7 @@
 
 The agent's tick calls :func:`run_due` with the time it acts at. For every enabled trigger
 it asks which events are due (:mod:`._trigger_events`), claims each one in the metadata
-store (:func:`._trigger_store.claim_firing` — one row per ``(trigger, event key)``, so an
+store (:func:`._trigger_firings.claim_firing` — one row per ``(trigger, event key)``, so an
 event fires once however many agents see it), runs the trigger's pipeline with
 :func:`mloop.pipelines.run`, and records the outcome on the firing and in the audit log:
 ``succeeded``; ``stopped`` with the pipeline's reason (a refused gate stops the chain on
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mloop._ids import now_ms as wall_clock_ms
+from mloop.agent import _trigger_firings as firings
 from mloop.agent import _trigger_store as store
 from mloop.agent._trigger_events import arming, due_events, manual_event
 from mloop.agent._trigger_spec import Trigger, load_triggers
@@ -99,7 +100,7 @@ def list_firings(
     settings: Settings | None = None,
 ) -> list[Firing]:
     """What triggers did, newest first."""
-    return store.list_firings(trigger, status=status, limit=limit, settings=settings)
+    return firings.list_firings(trigger, status=status, limit=limit, settings=settings)
 
 
 # -- firing -----------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ def run_due(*, now_ms: int, settings: Settings | None = None) -> list[Firing]:
             continue
         try:
             events = due_events(trigger, stored.armed, now_ms=now_ms, settings=settings)
-            claimed = store.claimed_keys(trigger.name, (e.key for e in events), settings=settings)
+            claimed = firings.claimed_keys(trigger.name, (e.key for e in events), settings=settings)
         except Exception as exc:  # one broken source must not stop the other triggers
             log.warning("trigger %s: cannot tell which events are due: %s", trigger.name, exc)
             continue
@@ -159,14 +160,14 @@ def _fire(
     settings: Settings | None,
     on_event: Callable[[str, str], None] | None = None,
 ) -> Firing | None:
-    firing = store.claim_firing(trigger, event, now_ms=now_ms, actor=actor, settings=settings)
+    firing = firings.claim_firing(trigger, event, now_ms=now_ms, actor=actor, settings=settings)
     if firing is None or firing.status != "running":
         return firing  # another agent has it, or it was skipped in the cooldown
     log.info("trigger %s fired on %s: running %s", trigger.name, event.key, trigger.pipeline)
     started = time.monotonic()
     status, reason, execution_id = run_pipeline(trigger.pipeline, firing.params, on_event)
     elapsed_ms = int((time.monotonic() - started) * 1000)
-    return store.finish_firing(
+    return firings.finish_firing(
         firing.id,
         status,
         reason=reason,

@@ -69,7 +69,8 @@ def apply(
 @triggers_app.command("list")
 def list_all(as_json: JsonFlag = False) -> None:
     """List triggers with their event and last firing."""
-    from mloop.agent._trigger_store import list_firings, list_stored_triggers
+    from mloop.agent._trigger_firings import list_firings
+    from mloop.agent._trigger_store import list_stored_triggers
 
     stored = list_stored_triggers()
     last = {s.trigger.name: next(iter(list_firings(s.trigger.name, limit=1)), None) for s in stored}
@@ -97,7 +98,8 @@ def list_all(as_json: JsonFlag = False) -> None:
 @triggers_app.command("show")
 def show(name: NameArg, as_json: JsonFlag = False) -> None:
     """Show a trigger: its declaration, when it fires next (schedules) and recent firings."""
-    from mloop.agent._trigger_store import get_stored_trigger, list_firings
+    from mloop.agent._trigger_firings import list_firings
+    from mloop.agent._trigger_store import get_stored_trigger
 
     stored = get_stored_trigger(name)
     firings = list_firings(name, limit=5)
@@ -132,7 +134,7 @@ def history(
     as_json: JsonFlag = False,
 ) -> None:
     """Firings, newest first, with their outcome and reason."""
-    from mloop.agent._trigger_store import list_firings
+    from mloop.agent._trigger_firings import list_firings
 
     firings = list_firings(name, status=status, limit=limit)
     if as_json:

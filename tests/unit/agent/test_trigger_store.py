@@ -10,15 +10,12 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect
 
+from mloop.agent._trigger_firings import claim_firing, finish_firing, get_firing, list_firings
 from mloop.agent._trigger_spec import Trigger
 from mloop.agent._trigger_store import (
     Event,
-    claim_firing,
     delete_trigger,
-    finish_firing,
-    get_firing,
     get_stored_trigger,
-    list_firings,
     list_stored_triggers,
     save_trigger,
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 CANDIDATE, BASELINE, REFERENCE = "#3b6fd8", "#e8731a", "#555555"
 MAX_SLICE_BARS = 40
+_METADATA = re.compile(r"<metadata>.*?</metadata>", re.DOTALL)  # RDF naming matplotlib
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1100px}
@@ -58,7 +60,7 @@ def _svg(width: float, height: float, draw: Callable[[Axes], None]) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    return _METADATA.sub("", text[text.index("<svg") :])
 
 
 def render(report: EvaluationReport) -> str:

@@ -29,7 +29,7 @@ MAX_REFERENCE_BYTES = 4 << 20
 Reference = dict[str, dict[str, float]]
 
 
-def normalize_key(key: str) -> str:
+def normalize_key(key: str, where: str = "reference") -> str:
     """``"sex = F &age=<30"`` → ``"sex=F & age=<30"``; ``"Overall"`` → ``"overall"``."""
     text = str(key).strip()
     if text.lower() in ("overall", "all", "*"):
@@ -39,7 +39,7 @@ def normalize_key(key: str) -> str:
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
             raise InvalidInput(
-                f"reference slice {key!r} is not 'column=value' (or several joined by '&', "
+                f"{where}: slice {key!r} is not 'column=value' (or several joined by '&', "
                 "or 'overall')"
             )
         parts.append(f"{name.strip()}={value.strip()}")
@@ -99,7 +99,7 @@ def _from_mapping(document: Mapping[Any, Any], metric: str, source: str) -> Refe
     for key, entry in document.items():
         where = f"{source}: slice {key!r}"
         values = entry if isinstance(entry, Mapping) else {metric: entry}
-        table[normalize_key(key)] = {
+        table[normalize_key(key, where)] = {
             _metric(m, where): _value(v, f"{where}, {m}") for m, v in values.items()
         }
     return table
@@ -118,8 +118,8 @@ def _from_csv(text: str, metric: str, source: str) -> Reference:
     long_form = set(header) == {"slice", "metric", "value"}
     for number, row in enumerate(rows, start=2):
         clean = {str(k).strip(): v for k, v in row.items() if k is not None}
-        key = normalize_key(clean["slice"])
         where = f"{source}, line {number}"
+        key = normalize_key(clean["slice"], where)
         entry = table.setdefault(key, {})
         if long_form:
             entry[_metric(clean["metric"], where)] = _value(clean["value"], where)

@@ -71,20 +71,36 @@ def _numeric(features: pd.DataFrame) -> list[str]:
 
 
 def with_noise(features: pd.DataFrame, scale: float, rng: np.random.Generator) -> pd.DataFrame:
+    """Gaussian noise of ``scale`` standard deviations on each numeric feature; integer
+    features stay integers (rounded), as the model's signature expects them."""
+    import pandas as pd
+
     noisy = features.copy()
     for column in _numeric(features):
         values = features[column].to_numpy(dtype=np.float64)
         std = float(np.nanstd(values))
-        noisy[column] = values + rng.normal(0.0, scale * std if std > 0 else 0.0, values.shape)
+        moved = values + rng.normal(0.0, scale * std if std > 0 else 0.0, values.shape)
+        if pd.api.types.is_integer_dtype(features[column]):
+            noisy[column] = pd.Series(np.rint(moved), index=features.index).astype(
+                features[column].dtype
+            )
+        else:
+            noisy[column] = moved
     return noisy
 
 
 def with_missing(features: pd.DataFrame, rate: float, rng: np.random.Generator) -> pd.DataFrame:
+    """A share ``rate`` of each numeric feature's cells blanked (integers become pandas'
+    nullable integers, so the values that remain keep their type)."""
+    import pandas as pd
+
     blanked = features.copy()
     for column in _numeric(features):
-        values = features[column].to_numpy(dtype=np.float64).copy()
-        values[rng.random(values.shape[0]) < rate] = np.nan
-        blanked[column] = values
+        holes = rng.random(len(features)) < rate
+        series = features[column]
+        if pd.api.types.is_integer_dtype(series):
+            series = series.astype("Int64")
+        blanked[column] = series.mask(holes)
     return blanked
 
 

@@ -340,7 +340,7 @@ def require_blessing(
         require_model(conn, name)
         if gate is not None and _gate_spec_json(conn, gate) is None:
             raise NotFound(
-                f"gate {gate!r} does not exist; save it first (mloop evaluate gates save)"
+                f"gate {gate!r} does not exist; save it first (`mloop gates save NAME gate.yaml`)"
             )
         old = requirement_in(conn, name)
         now = now_ms()
@@ -479,8 +479,8 @@ def get_gate(name: str, *, store: MetadataStore | None = None) -> GateSpec:
         spec = conn.execute(select(GATES.c.spec).where(GATES.c.name == name)).scalar_one_or_none()
     if spec is None:
         raise NotFound(
-            f"gate {name!r} does not exist; `mloop evaluate gates list` shows the stored gates, "
-            "`mloop evaluate gates save NAME FILE` stores one (or pass a YAML file)"
+            f"gate {name!r} does not exist; `mloop gates list` shows the stored gates, "
+            "`mloop gates save NAME FILE` stores one (or pass a YAML file)"
         )
     return GateSpec.parse(spec, source=f"stored gate {name}")
 

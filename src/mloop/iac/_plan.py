@@ -120,9 +120,10 @@ class ApplyPlan:
 Progress = Callable[[Change], None]
 
 
-def plan(paths: str | Path | Iterable[str | Path], *, actor: Actor = None) -> ApplyPlan:
-    """What :func:`apply` would do, changing nothing (``mloop apply --dry-run``)."""
-    return _plan(paths, actor)
+def plan(paths: str | Path | Iterable[str | Path]) -> ApplyPlan:
+    """What :func:`apply` would do, changing nothing (``mloop apply --dry-run``); it needs
+    no role, since it only reads."""
+    return _plan(paths)
 
 
 def apply(
@@ -134,11 +135,14 @@ def apply(
 ) -> ApplyPlan:
     """Check every document in ``paths`` (files or folders), then make what is live match
     them; see the module doc. ``actor`` (a ``Principal`` or user name) is checked for the
-    roles each change needs and named in the audit log; ``progress`` is called after each
-    object is handled."""
-    found = _plan(paths, actor)
+    roles each change needs (before anything is written; unchanged objects need none) and
+    named in the audit log; ``progress`` is called after each object is handled."""
+    found = _plan(paths)
     if dry_run:
         return found
+    for change in found.changes:  # every refusal before the first write
+        if change.changed:
+            kinds()[change.kind].authorize(change.name, actor)
     done = 0
     to_do = sum(1 for c in found.changes if c.changed)
     for change in found.changes:
@@ -170,7 +174,7 @@ def _apply_one(change: Change, actor: Actor, done: int, to_do: int) -> None:
         raise
 
 
-def _plan(paths: str | Path | Iterable[str | Path], actor: Actor) -> ApplyPlan:
+def _plan(paths: str | Path | Iterable[str | Path]) -> ApplyPlan:
     given = [paths] if isinstance(paths, str | Path) else list(paths)
     if not given:
         raise InvalidInput("give at least one file or folder to apply (mloop apply -f PATH)")
@@ -210,8 +214,6 @@ def _plan(paths: str | Path | Iterable[str | Path], actor: Actor) -> ApplyPlan:
             problems.append(document.problem((), exc.message))
     if problems:
         raise DocumentsInvalid(problems)
-    for document, kind, _ in parsed:
-        kind.authorize(document.name, actor)
     changes = [_change(document, kind, desired, problems) for document, kind, desired in parsed]
     if problems:
         raise DocumentsInvalid(problems)

@@ -222,8 +222,10 @@ def test_changing_a_deployment_needs_the_deployer_role(iris: str, tmp_path: Path
     with pytest.raises(PermissionDenied, match="deployment:churn"):
         apply([path, two], actor=fraud_only)
     assert list_deployments() == []  # refused before anything was applied
+    assert [c.action for c in apply(path, actor=viewer, dry_run=True).changes] == ["create"]
     apply(path, actor=fraud_only)
     assert get_deployment("fraud").created_by == "carol"
+    assert [c.action for c in apply(path, actor=viewer).changes] == ["unchanged"]  # no role
     assert {e.actor for e in list_audit_log(target="deployment:fraud")} == {"carol"}
 
 

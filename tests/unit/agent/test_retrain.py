@@ -203,3 +203,14 @@ def test_a_blessed_candidate_starts_its_rollout(setup: dict[str, Any]) -> None:
     assert (rollout.primary_version, rollout.state) == (1, "running")
     members = get_deployment("cancer").spec.members
     assert [(m.version, m.role) for m in members] == [(1, "primary"), (2, "shadow")]
+
+
+def test_a_separate_evaluation_dataset_is_pinned_and_used(setup: dict[str, Any]) -> None:
+    frame = _cancer(400)
+    mloop.data.register("cancer", frame.iloc[:250].reset_index(drop=True))
+    mloop.data.register("cancer-eval", frame.iloc[250:].reset_index(drop=True))
+    execution = run(PIPELINE, {**setup["params"], "eval_data": "cancer-eval@latest"})
+    assert execution.status == "succeeded", execution.reason
+    blessing = get_blessing("cancer", 1)
+    assert blessing is not None
+    assert blessing.data == "cancer-eval@1"

@@ -4,6 +4,7 @@ model logged with mloop.log_model on iris, and the same app in-process for the g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -297,19 +298,21 @@ def test_shadows_answer_in_a_low_priority_child_process_that_stops_with_the_serv
         assert shadows is not None  # started with the server: the deployment has a shadow
         child = psutil.Process(shadows.process.pid)
         assert child.pid != os.getpid()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while child.nice() != 19 and time.monotonic() < deadline:  # it renices as it starts
             time.sleep(0.02)
         assert child.nice() == 19
         bodies = [oip(features[i : i + 1 + i % 3], id=f"n-{i}") for i in range(12)]
         with httpx.Client() as client:
             answers = [client.post(f"{url}/v2/models/niced/infer", json=b) for b in bodies]
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while shadows.pending and time.monotonic() < deadline:
             time.sleep(0.05)
         metrics = httpx.get(f"{url}/metrics").text
     assert [a.status_code for a in answers] == [200] * 12
     assert 'role="shadow",status="200",version="2"} 12.0' in metrics
+    with contextlib.suppress(psutil.NoSuchProcess):
+        child.wait(timeout=60)  # the server's shutdown stops it
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
     table = read_predictions(get_settings().resolved_prediction_log_uri, "niced")
     shadow_rows = [r for r in table.to_pylist() if r["role"] == "shadow"]
@@ -323,7 +326,7 @@ def test_shadows_answer_in_a_low_priority_child_process_that_stops_with_the_serv
 def _logged_roles(deployment: str) -> set[tuple[str, int, str]]:
     """(role, version, request id) of the logged records, once a shadow's is among them."""
     root = get_settings().resolved_prediction_log_uri
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # the shadow process loads its model first
     while True:  # the shadow logs after the answer: poll for its record
         table = read_predictions(root, deployment)
         found = set(
@@ -646,3 +649,56 @@ def test_the_log_records_the_callers_trace_and_low_confidence_answers(iris: Any)
     assert rows["unsure"]["trace_id"] not in (None, trace)
     assert rows["sure"]["needs_review"] is False
     assert rows["unsure"]["needs_review"] is True
+
+
+def test_metrics_add_up_every_worker_whichever_answers_the_scrape(iris: Any) -> None:
+    import re
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import psutil
+
+    features, _ = iris
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mloop_command = str(Path(sys.executable).with_name("mloop"))
+    server = subprocess.Popen(
+        [mloop_command, "serve", "models:/iris/1", "--workers", "2", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        workers: list[psutil.Process] = []
+        while True:  # both workers up and answering (each loads the model)
+            assert server.poll() is None, "the server exited"
+            assert time.monotonic() < deadline, "the workers did not start"
+            workers = [
+                c for c in psutil.Process(server.pid).children() if "spawn" in " ".join(c.cmdline())
+            ]
+            try:
+                ready = httpx.get(f"{url}/v2/health/ready", timeout=5).status_code == 200
+            except httpx.TransportError:
+                ready = False
+            if ready and len(workers) == 2:
+                break
+            time.sleep(0.1)
+        for i in range(20):  # a new connection each: the kernel spreads them over the workers
+            answer = httpx.post(f"{url}/v2/models/iris/infer", json=oip(features[i : i + 1]))
+            assert answer.status_code == 200
+        counted = re.compile(
+            r'^mloop_requests_total\{deployment="iris",model="iris",role="primary",'
+            r'status="200",version="1"\} (\S+)$',
+            re.MULTILINE,
+        )
+        for _ in range(6):  # whichever worker answers the scrape, it reports all 20
+            found = counted.search(httpx.get(f"{url}/metrics").text)
+            assert found is not None
+            assert float(found.group(1)) == 20.0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

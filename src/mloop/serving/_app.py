@@ -339,6 +339,8 @@ def serve(
     loading (the CLI shows a spinner); ``on_ready(url)`` is called once it is done."""
     import uvicorn
 
+    from mloop.serving._metrics import shared_metrics
+
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -351,9 +353,10 @@ def serve(
         os.environ["MLOOP_SERVE_HOST"] = host
         os.environ["MLOOP_SERVE_LOG"] = "1" if log_predictions else "0"
         os.environ["MLOOP_SERVE_FSYNC"] = log_fsync
-        uvicorn.run(
-            "mloop.serving._app:app_from_environment", factory=True, workers=workers, **options
-        )
+        with shared_metrics():  # /metrics adds up every worker, whichever one is scraped
+            uvicorn.run(
+                "mloop.serving._app:app_from_environment", factory=True, workers=workers, **options
+            )
         return
     with (loading or _no_progress)(f"Loading {target}"):
         app = create_app(target, host=host, log_predictions=log_predictions, log_fsync=log_fsync)

@@ -6,6 +6,11 @@ request path only bumps cached children (one dict lookup and a lock-free-ish inc
 windowed figures (per-feature means, the share of answers needing review) are summed per
 time slot on the request path and turned into gauges only when ``/metrics`` is scraped.
 
+With several worker processes (``mloop serve --workers N``) the counters and histograms
+live in prometheus_client's multiprocess files, so ``/metrics`` adds up every worker
+whichever one answers the scrape; the windowed gauges and the process's CPU and memory are
+the answering worker's own.
+
 Label cardinality is bounded: at most ``max_features`` feature names and ``max_classes``
 class values per deployment are tracked; further classes count under ``__other__`` and
 further features are not tracked (their missing values still count under ``__other__``).
@@ -15,6 +20,9 @@ from __future__ import annotations
 
 import collections
 import math
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -29,6 +37,7 @@ from prometheus_client import (
     Histogram,
     ProcessCollector,
     Summary,
+    multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
@@ -39,6 +48,29 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 OTHER = "__other__"
+SHARED_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's switch to multiprocess mode: read when it is first imported."""
+
+
+@contextmanager
+def shared_metrics() -> Iterator[None]:
+    """Run worker processes with their metrics in one shared folder (prometheus_client's
+    multiprocess mode), removed afterwards. Set before the workers start: the mode is
+    chosen when prometheus_client is imported."""
+    if os.environ.get(SHARED_ENV):
+        yield  # the operator chose a folder: use it, and leave it
+        return
+    folder = tempfile.mkdtemp(prefix="mloop-metrics-")
+    os.environ[SHARED_ENV] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(SHARED_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _shared() -> bool:
+    return bool(os.environ.get(SHARED_ENV))
 
 
 class _Window:
@@ -157,7 +189,11 @@ class ServingMetrics:
             registry=r,
         )
         self._in_flight = Gauge(
-            "mloop_requests_in_flight", "Requests being handled now.", ["deployment"], registry=r
+            "mloop_requests_in_flight",
+            "Requests being handled now.",
+            ["deployment"],
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self._batch = Histogram(
             "mloop_batch_size",
@@ -191,6 +227,7 @@ class ServingMetrics:
         self._review = Counter(
             "mloop_needs_review", "Answers marked needs_review.", output, registry=r
         )
+        self._process = process
         if process:
             ProcessCollector(registry=r)
         self._feature_window = _Window(window_seconds)
@@ -410,9 +447,21 @@ class ServingMetrics:
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """The exposition for ``/metrics``: OpenMetrics when the scraper asks for it (its
         ``Accept`` header), else the Prometheus text format."""
+        registry = self.registry
+        if _shared():
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(_WindowCollector(self))
+            if self._process:
+                ProcessCollector(registry=registry)
         if accept and "application/openmetrics-text" in accept:
             return (
-                openmetrics.generate_latest(self.registry),  # type: ignore[no-untyped-call]
+                openmetrics.generate_latest(registry),  # type: ignore[no-untyped-call]
                 openmetrics.CONTENT_TYPE_LATEST,
             )
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+    def close(self) -> None:
+        """A worker stopping: its live gauges (requests in flight) stop counting."""
+        if _shared():
+            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]

@@ -320,3 +320,4 @@ class ServingState:
             await run_in_threadpool(self.feedback_log.close)
         await self.rate_limiter.aclose()
         self.tracing.shutdown()
+        self.metrics.close()

@@ -76,10 +76,6 @@ def _summary(out: Console, result: DemoResult, seconds: float) -> None:
         out.print("[bold]Reports[/]")
         for name, path in result.reports.items():
             out.print(Text(f"  {name}: {path}"), soft_wrap=True)
-    if result.stand_ins:
-        out.print("[bold yellow]Parts of the loop not available in this install[/]")
-        for line in result.stand_ins:
-            out.print(Text(f"  {line}"), soft_wrap=True)
     env = f"MLOOP_HOME={result.home}"
     out.print("\n[bold]Look around[/] (everything is in " + str(result.home) + ")")
     for command in (

@@ -1,25 +1,51 @@
-"""The gate a candidate passes before it is registered: ``mloop.evaluation`` when it is
-installed, otherwise a plain comparison the demo says is a stand-in.
+"""The gate a candidate passes before it is registered: ``mloop.evaluation`` (sliced
+metrics with bootstrap intervals, fairness across ``sex``, a stored blessing and an HTML
+report).
 
-The first release is held to an absolute bar (no champion yet); a retrained model must
-beat the champion on fresh labelled data, overall and without a slice regressing.
+The gates are saved by name in the metadata store, as a team would keep them: the first
+release is held to an absolute bar and must treat women and men alike (there is no
+champion yet); a retrained model must beat the champion on fresh labelled data without a
+slice regressing. (The retraining pipeline measures no fairness, so its gate asks for
+none: a gate fails closed on a rule it cannot check.)
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from mloop.demo._population import FEATURES, LABEL
+from rich import box
+from rich.table import Table
+
+from mloop.demo._population import LABEL, SLICES
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mloop.demo._narrator import Narrator
+    from mloop.evaluation import EvaluationReport
 
 MIN_ROC_AUC = 0.70
 MIN_GAIN = 0.01
+FIRST_RELEASE_GATE = "credit-first-release"
+RETRAIN_GATE = "credit-retrain"
+GATES: dict[str, dict[str, Any]] = {
+    FIRST_RELEASE_GATE: {
+        "metric": "roc_auc",
+        "thresholds": {"roc_auc": {"min": MIN_ROC_AUC}},
+        "fairness": {"max_demographic_parity_difference": 0.1},
+    },
+    RETRAIN_GATE: {
+        "metric": "roc_auc",
+        "min_improvement": MIN_GAIN,
+        "require_baseline": True,
+        "thresholds": {"roc_auc": {"min": MIN_ROC_AUC}},
+        "slices": {"min_rows": 100, "max_regression": 0.03},
+    },
+}
+EVALUATED_SLICES = (*SLICES, "*".join(SLICES))
 
 
 @dataclass
@@ -28,9 +54,16 @@ class GateOutcome:
 
     passed: bool
     reasons: list[str] = field(default_factory=list)
-    metrics: dict[str, float] = field(default_factory=dict)
     report: Path | None = None
     blessing_recorded: bool = False
+
+
+def save_gates() -> None:
+    """Store the demo's two gates by name (the retraining pipeline refers to them so)."""
+    from mloop import evaluation
+
+    for name, rules in GATES.items():
+        evaluation.save_gate(name, rules)
 
 
 def gate(
@@ -43,36 +76,95 @@ def gate(
     name: str,
 ) -> GateOutcome:
     """Evaluate ``candidate_uri`` on ``data`` (against ``baseline_uri`` when given)."""
-    narrator.missing(
-        "evaluation gate (mloop.evaluation)",
-        "comparing ROC-AUC on held-out rows directly; no blessing is recorded",
-    )
-    return _compare(candidate_uri, data, baseline_uri)
-
-
-def _compare(candidate_uri: str, data: pd.DataFrame, baseline_uri: str | None) -> GateOutcome:
-    from sklearn.metrics import roc_auc_score
-
-    import mloop
-
-    features = data[list(FEATURES)]
-    candidate = mloop.load_model(candidate_uri)
-    auc = float(roc_auc_score(data[LABEL], candidate.predict_proba(features)[:, 1]))
-    metrics = {"roc_auc": auc}
-    if baseline_uri is None:
-        passed = auc >= MIN_ROC_AUC
-        verdict = "≥" if passed else "<"
-        return GateOutcome(passed, [f"ROC-AUC {auc:.3f} {verdict} {MIN_ROC_AUC:.2f}"], metrics)
-    baseline = mloop.load_model(baseline_uri)
-    champion_auc = float(roc_auc_score(data[LABEL], baseline.predict_proba(features)[:, 1]))
-    metrics["baseline_roc_auc"] = champion_auc
-    gain = auc - champion_auc
-    passed = gain >= MIN_GAIN
+    gate_name = FIRST_RELEASE_GATE if baseline_uri is None else RETRAIN_GATE
+    report = _evaluate(narrator, candidate_uri, data, baseline_uri, gate_name)
+    show_report(narrator, report)
+    path = report.write_html(report_dir / f"evaluation-{name}.html")
     return GateOutcome(
-        passed,
-        [
-            f"ROC-AUC {auc:.3f} vs champion {champion_auc:.3f}: "
-            f"{gain:+.3f} ({'≥' if passed else '<'} {MIN_GAIN:+.2f} required)"
-        ],
-        metrics,
+        bool(report.blessed), list(report.reasons) or ["blessed"], path, report.recorded
     )
+
+
+def _evaluate(
+    narrator: Narrator,
+    candidate_uri: str,
+    data: pd.DataFrame,
+    baseline_uri: str | None,
+    gate_name: str,
+) -> EvaluationReport:
+    from mloop import evaluation
+
+    done = [0]
+    with narrator.progress(f"evaluating (gate {gate_name})", 6) as advance:
+
+        def progress(_stage: str, reached: int, _total: int) -> None:
+            if reached > done[0]:
+                advance(reached - done[0])
+                done[0] = reached
+
+        return evaluation.evaluate(
+            candidate_uri,
+            data=data,
+            label=LABEL,
+            baseline=baseline_uri,
+            slices=EVALUATED_SLICES,
+            sensitive=["sex"],
+            gate=gate_name,
+            min_slice_rows=50,
+            progress=progress,
+        )
+
+
+def show_report(narrator: Narrator, report: EvaluationReport) -> None:
+    """The gate metric overall and per single-feature slice, with intervals, candidate
+    against baseline; then fairness across ``sex``."""
+    metric = report.metric
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column(f"  {metric} on {report.rows} held-out rows")
+    table.add_column("rows", justify="right")
+    table.add_column("candidate [95% interval]", justify="right")
+    if report.baseline_overall is not None:
+        table.add_column("champion", justify="right")
+    rows: list[tuple[str, int, Any, Any]] = [
+        (
+            "  overall",
+            report.rows,
+            report.overall.get(metric),
+            _get(report.baseline_overall, metric),
+        )
+    ]
+    rows += [
+        (f"  {s.key}", s.count, s.metrics.get(metric), _get(s.baseline, metric))
+        for s in report.slices
+        if "*" not in s.spec
+    ]
+    for label, count, candidate, baseline in rows:
+        cells = [label, str(count), _interval(candidate)]
+        if report.baseline_overall is not None:
+            cells.append(_value(baseline))
+        table.add_row(*cells)
+    narrator.show(table)
+    for fairness in report.fairness:
+        narrator.say(
+            f"fairness across {fairness.feature}: demographic parity difference "
+            f"{fairness.demographic_parity_difference:.3f}, equalized odds difference "
+            f"{fairness.equalized_odds_difference:.3f}"
+        )
+
+
+def _get(metrics: dict[str, Any] | None, name: str) -> Any:
+    return None if metrics is None else metrics.get(name)
+
+
+def _value(metric: Any) -> str:
+    if metric is None or not math.isfinite(metric.value):
+        return "—"
+    return f"{metric.value:.3f}"
+
+
+def _interval(metric: Any) -> str:
+    if metric is None or not math.isfinite(metric.value):
+        return "—"
+    if not (math.isfinite(metric.low) and math.isfinite(metric.high)):
+        return f"{metric.value:.3f}"
+    return f"{metric.value:.3f} [{metric.low:.3f}–{metric.high:.3f}]"

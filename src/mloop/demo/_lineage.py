@@ -67,7 +67,7 @@ class Lineage:
         else:
             run.add("[yellow]code: no git commit was recorded for this run[/]")
         for hop in self.datasets:
-            source = hop.provenance.get("source") or hop.provenance.get("generator") or ""
+            source = hop.provenance.get("generator") or hop.provenance.get("source") or ""
             run.add(
                 f"[bold]data[/] {hop.ref}: {hop.rows} rows, digest {hop.digest[:16]}"
                 + (f", from {source}" if source else "")

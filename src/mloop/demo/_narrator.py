@@ -1,8 +1,5 @@
 """What the demo prints: a header per stage, one line per fact, progress bars for the long
-parts, and an honest line wherever a part of the loop is not available in this install.
-
-Without a console the demo is silent (library use and tests) but still records the
-stand-ins it used, so callers can tell a complete loop from a partial one.
+parts. Without a console the demo is silent (library use and tests).
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ class Narrator:
 
     def __init__(self, console: Console | None) -> None:
         self.console = console
-        self.stand_ins: list[str] = []
 
     def stage(self, number: int, title: str, why: str) -> None:
         """Start a stage: a rule with its number and title, then one line on its purpose."""
@@ -41,13 +37,6 @@ class Narrator:
         """A table or tree, as it is."""
         if self.console is not None:
             self.console.print(renderable)
-
-    def missing(self, part: str, instead: str) -> None:
-        """Say that ``part`` is not available and what the demo does instead; remember it."""
-        line = f"{part}: not yet available; {instead}"
-        if line not in self.stand_ins:
-            self.stand_ins.append(line)
-        self.say(f"[yellow]{part}: not yet available[/] — {instead}")
 
     @contextlib.contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[[int], None]]:

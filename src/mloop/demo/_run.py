@@ -13,6 +13,8 @@ from mloop.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from mloop.demo._home import DemoHome
+
 
 def run_demo(
     console: Console | None = None, *, home: str | Path | None = None, quick: bool = False
@@ -31,13 +33,12 @@ def run_demo(
         result = DemoResult(home=where.root, commit=where.commit)
         narrator.say(f"demo home: [bold]{where.root}[/] (SQLite metadata store, local files)")
         _loop(narrator, result, size, where)
-    result.stand_ins = list(narrator.stand_ins)
     return result
 
 
-def _loop(narrator: Narrator, result: DemoResult, size: DemoSize, home: object) -> None:
-    from mloop.demo._home import DemoHome
+def _loop(narrator: Narrator, result: DemoResult, size: DemoSize, home: DemoHome) -> None:
     from mloop.demo._lineage import trace_prediction
+    from mloop.demo._monitoring import monitor_phase
     from mloop.demo._server import inference_server
     from mloop.demo._stage_data import register_and_validate
     from mloop.demo._stage_model import first_release
@@ -46,9 +47,8 @@ def _loop(narrator: Narrator, result: DemoResult, size: DemoSize, home: object) 
     from mloop.demo._stage_rollout import roll_out
     from mloop.demo._stage_serve import traffic_phase
 
-    assert isinstance(home, DemoHome)
     v1 = register_and_validate(narrator, result, size, home)
-    champion = first_release(narrator, result, size, home, v1)
+    first_release(narrator, result, size, home, v1)
 
     narrator.stage(
         4,
@@ -68,10 +68,11 @@ def _loop(narrator: Narrator, result: DemoResult, size: DemoSize, home: object) 
             requests=size.requests_before,
             seed=2,
         )
+        monitor_phase(narrator, result, size, "before drift")
         drift_and_detect(narrator, result, size, home, url, v1)
-        candidate = retrain(narrator, result, size, home)
+        candidate = retrain(narrator, result, home)
         if candidate is not None:
-            roll_out(narrator, result, size, url, champion, candidate)
+            roll_out(narrator, result, size, url, candidate)
         else:
             result.rollout_outcome = "no rollout: the gate refused the retrained model"
 

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 from rich import box
 from rich.table import Table
 
-from mloop.demo._gate import GateOutcome, gate
+from mloop.demo._automation import set_up as automation_set_up
+from mloop.demo._gate import GATES, GateOutcome, gate, save_gates
+from mloop.demo._monitoring import set_up as monitoring_set_up
 from mloop.demo._state import DEPLOYMENT, DemoResult, DemoSize
 from mloop.demo._training import MODEL_NAME, TrainedCandidate, split, train_candidates
 from mloop.errors import MloopError
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from mloop.data import DatasetVersion
     from mloop.demo._home import DemoHome
     from mloop.demo._narrator import Narrator
@@ -69,6 +69,8 @@ def first_release(
         "Only a candidate that passes the gate is registered; the package is signed and "
         "the registry requires that signature on every load.",
     )
+    save_gates()
+    narrator.say(f"gates saved by name: {', '.join(GATES)} (see `mloop gates show NAME`)")
     _, valid = split(v1.to_pandas())
     outcome = gate(
         narrator,
@@ -82,6 +84,13 @@ def first_release(
     if not outcome.passed:
         raise GateRefused(best.candidate.name, outcome.reasons)
     version = register_and_sign(narrator, result, home, best)
+    from mloop import evaluation
+
+    evaluation.require_blessing(MODEL_NAME, ["champion"])
+    narrator.say(
+        f"the registry now requires a blessing before @champion may point at a "
+        f"{MODEL_NAME} version (version {version.version} has one)"
+    )
     promote_champion(narrator, version)
     from mloop.serving import DeploymentSpec, Member, create_deployment
 
@@ -95,6 +104,8 @@ def first_release(
         f"deployment [bold]{DEPLOYMENT}[/] revision {deployment.revision}: "
         f"{version.name}:{version.version} answers all traffic"
     )
+    monitoring_set_up(narrator, size)
+    automation_set_up(narrator, size, home, best.candidate)
     return version
 
 
@@ -133,6 +144,7 @@ def register_and_sign(
     sign_package(version.uri, private)
     info = verify_signature(version.uri, [public])
     result.signed_by = info.key_id
+    narrator.say(f"signed with key {info.key_id[:16]} ({public}) and verified")
     policy = registry.get_trust_policy(MODEL_NAME)
     if policy is None or not policy.require_signature:
         registry.set_trust_policy(
@@ -141,10 +153,10 @@ def register_and_sign(
                 require_signature=True, trusted_keys=(public.read_text(encoding="utf-8"),)
             ),
         )
-    narrator.say(
-        f"signed with key {info.key_id[:16]} ({public}); the registry now refuses to load "
-        f"{MODEL_NAME} versions without a valid signature by it"
-    )
+        narrator.say(
+            f"trust policy: the registry now refuses to load {MODEL_NAME} versions without "
+            "a valid signature by that key"
+        )
     return version
 
 
@@ -164,8 +176,3 @@ def _say_gate(
     if outcome.report is not None:
         result.reports[f"evaluation ({what})"] = outcome.report
         narrator.say(f"evaluation report: {outcome.report}")
-
-
-def holdout(frame: pd.DataFrame) -> pd.DataFrame:
-    """The validation rows of ``frame`` (the same split training used)."""
-    return split(frame)[1]

@@ -1,31 +1,40 @@
-"""Stage 6: retrain on the new labelled data and gate the result against the champion.
+"""Stage 6: new labelled data, and the agent's tick retrains because the skew alert fired.
 
 The drifted requests and the outcomes their clients reported back are registered as the
 data set's next version (its provenance names the deployment and window they came from).
-The retraining chain — validate, train, evaluate against the champion, register, sign —
-is the ready-made one in ``mloop.agent`` fired by a trigger on the agent's tick when that
-is installed; otherwise the demo runs the same steps itself and says so.
+Then one ``mloop.agent.tick`` — what ``mloop agent run`` does every few seconds — claims the
+alert's event for the retraining trigger and runs its pipeline: validate → train →
+evaluate against the champion with the gate → register → sign → start the rollout.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mloop.demo._gate import gate
+from rich import box
+from rich.table import Table
+
+from mloop.demo._automation import TRIGGER
+from mloop.demo._gate import EVALUATED_SLICES, RETRAIN_GATE, show_report
 from mloop.demo._logs import logged_applicants
 from mloop.demo._population import FEATURES, LABEL
-from mloop.demo._stage_model import _say_gate, holdout, register_and_sign, train
-from mloop.demo._state import DATASET, DEPLOYMENT, DemoResult, DemoSize
+from mloop.demo._state import DATASET, DEPLOYMENT, DemoResult
 from mloop.demo._training import MODEL_NAME
+from mloop.errors import MloopError
 
 if TYPE_CHECKING:
+    from mloop.agent import Firing
     from mloop.data import DatasetVersion
     from mloop.demo._home import DemoHome
     from mloop.demo._narrator import Narrator
     from mloop.registry import ModelVersion
 
 
-def register_new_data(narrator: Narrator, result: DemoResult, home: DemoHome) -> DatasetVersion:
+class RetrainingFailed(MloopError):
+    """The retraining pipeline failed (not refused by its gate): the demo cannot go on."""
+
+
+def register_new_data(narrator: Narrator, result: DemoResult) -> DatasetVersion:
     """The labelled requests of the drifted window, as the data set's next version."""
     from mloop import data
 
@@ -45,52 +54,116 @@ def register_new_data(narrator: Narrator, result: DemoResult, home: DemoHome) ->
         },
     )
     result.datasets.append(version.ref)
+    first = data.get_dataset_version(result.datasets[0]).to_pandas(columns=[LABEL])
     narrator.say(
         f"registered [bold]{version.ref}[/]: {version.num_rows} labelled requests from the "
-        f"prediction log (default rate {frame[LABEL].mean():.0%}, was "
-        f"{_default_rate(result.datasets[0]):.0%} in {result.datasets[0]})"
+        f"prediction and feedback logs (default rate {frame[LABEL].mean():.0%}, was "
+        f"{first[LABEL].mean():.0%} in {result.datasets[0]})"
     )
     return version
 
 
-def retrain(
-    narrator: Narrator, result: DemoResult, size: DemoSize, home: DemoHome
-) -> ModelVersion | None:
-    """Stage 6: new data → candidates → gate vs the champion → register and sign.
-    Returns the new version, or ``None`` when the gate refused every candidate."""
+def retrain(narrator: Narrator, result: DemoResult, home: DemoHome) -> ModelVersion | None:
+    """Stage 6; the new model version, or ``None`` when the gate refused the candidate."""
+    from mloop import agent, registry
+
     narrator.stage(
         6,
         "Retrain on the new labelled data; gate against the champion",
-        "The outcomes that came back as feedback are fresh training data; a new model "
-        "must beat the champion on it before it may take any traffic.",
+        "The outcomes that came back as feedback are fresh training data. The agent's tick "
+        "sees the skew alert and runs the retraining pipeline; the candidate must beat the "
+        "champion before it may take any traffic.",
     )
-    new_data = register_new_data(narrator, result, home)
-    narrator.missing(
-        "retraining trigger (mloop.agent triggers) and pipeline (mloop.pipelines)",
-        "the demo runs the retraining steps itself: train, gate, register, sign",
+    new_data = register_new_data(narrator, result)
+    with narrator.progress("agent tick: retraining pipeline", 1) as advance:
+        report = agent.tick()
+        advance(1)
+    for error in report.errors:
+        narrator.say(f"[red]agent error[/] {error}")
+    firings = [f for f in report.firings if f.trigger == TRIGGER]
+    if not firings:
+        raise RetrainingFailed(
+            f"the agent's tick did not fire trigger {TRIGGER} for the skew alert "
+            f"({'; '.join(report.errors) or 'no error reported'}); see `mloop triggers "
+            f"history {TRIGGER}`"
+        )
+    firing = firings[0]
+    narrator.say(
+        f"trigger [bold]{firing.trigger}[/] fired on {firing.event_key} → pipeline execution "
+        f"{firing.execution_id}: [bold]{firing.status}[/]"
+        + (f" — {firing.reason}" if firing.reason else "")
     )
-    trained = train(narrator, size, new_data, tag="retraining")
-    best = trained[0]
-    result.candidate = f"run {best.run_id} ({best.candidate.name})"
-    outcome = gate(
-        narrator,
-        best.model.model_uri,
-        holdout(new_data.to_pandas()),
-        baseline_uri=f"models:/{MODEL_NAME}@champion",
-        report_dir=home.reports,
-        name="retrained",
-    )
-    result.gate_passed = outcome.passed
-    result.gate_reasons = outcome.reasons
-    _say_gate(narrator, result, best.candidate.name, outcome, "retrained vs champion")
-    if not outcome.passed:
+    _show_execution(narrator, firing)
+    if firing.status == "stopped":
+        result.gate_passed = False
+        result.gate_reasons = [firing.reason or "stopped"]
         narrator.say("the champion stays; nothing is registered or rolled out")
         return None
-    return register_and_sign(narrator, result, home, best)
+    if firing.status != "succeeded":
+        raise RetrainingFailed(
+            f"the retraining pipeline {firing.status}: {firing.reason}; see `mloop pipeline "
+            f"show {firing.execution_id}`"
+        )
+    result.gate_passed = True
+    version = registry.resolve(MODEL_NAME, "latest")
+    result.candidate = f"{version.name}:{version.version}"
+    narrator.say(
+        f"registered and signed [bold]{version.name}:{version.version}[/] (run "
+        f"{version.run_id}, trained on {', '.join(version.dataset_versions)}); its rollout "
+        "has started"
+    )
+    _show_evaluation(narrator, result, home, version, new_data)
+    return version
 
 
-def _default_rate(ref: str) -> float:
-    from mloop import data
+def _show_execution(narrator: Narrator, firing: Firing) -> None:
+    from mloop import pipelines
 
-    frame = data.get_dataset_version(ref).to_pandas(columns=[LABEL])
-    return float(frame[LABEL].mean())
+    if firing.execution_id is None:
+        return
+    execution = pipelines.get_execution(firing.execution_id)
+    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1))
+    table.add_column("  step")
+    table.add_column("status")
+    table.add_column("run")
+    for step in execution.steps:
+        status = step.status + (" (cached)" if step.cached else "")
+        table.add_row(f"  {step.name}", status, step.run_id or "")
+    narrator.show(table)
+
+
+def _show_evaluation(
+    narrator: Narrator,
+    result: DemoResult,
+    home: DemoHome,
+    version: ModelVersion,
+    new_data: DatasetVersion,
+) -> None:
+    """The blessing the pipeline recorded, and its comparison as a report to read."""
+    from mloop import evaluation
+    from mloop.agent._retrain import split
+
+    blessing = evaluation.get_blessing(version.name, version.version)
+    if blessing is not None:
+        narrator.say(
+            f"blessing of {version.name}:{version.version} by gate "
+            f"{blessing.gate_name or RETRAIN_GATE + ' (rules pinned by the pipeline)'}: "
+            f"{'blessed' if blessing.blessed else 'refused'} against {blessing.baseline} "
+            f"(evaluation {blessing.evaluation_id})"
+        )
+    # The pipeline keeps its verdict in the store; the page to read is rendered here from
+    # the same holdout rows, models and gate (not recorded a second time).
+    _, holdout = split(new_data, 0.25, 0)
+    report = evaluation.evaluate(
+        version.uri,
+        data=holdout,
+        label=LABEL,
+        baseline=blessing.baseline if blessing is not None else None,
+        slices=EVALUATED_SLICES,
+        gate=RETRAIN_GATE,
+        record=False,
+    )
+    show_report(narrator, report)
+    path = report.write_html(home.reports / "evaluation-retrained.html")
+    result.reports["evaluation (retrained vs champion)"] = path
+    narrator.say(f"evaluation report: {path}")

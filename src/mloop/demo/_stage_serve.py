@@ -33,7 +33,12 @@ def traffic_phase(
     start = int(time.time() * 1000)
     with narrator.progress(f"{phase}: {requests} requests", requests) as advance:
         report = send_traffic(
-            url, DEPLOYMENT, population, clients=size.clients, on_answer=lambda: advance(1)
+            url,
+            DEPLOYMENT,
+            population,
+            clients=size.clients,
+            rate_per_s=size.request_rate,
+            on_answer=lambda: advance(1),
         )
     end = int(time.time() * 1000) + 1
     result.traffic[phase] = report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +27,9 @@ class DemoSize:
     clients: int
     models: tuple[Candidate, ...]
     rollout_window_s: float
+    request_rate: float
+    quick: bool = False
+    monitor_window_s: int = 1
     poll_interval_s: float = 0.2
 
     @classmethod
@@ -35,12 +37,14 @@ class DemoSize:
         if quick:
             return cls(
                 training_rows=3000,
-                requests_before=300,
+                requests_before=700,
                 requests_after=900,
-                requests_per_rollout_step=200,
+                requests_per_rollout_step=350,
                 clients=40,
                 models=tuple(candidates(quick=True)),
                 rollout_window_s=1.0,
+                request_rate=300.0,
+                quick=True,
             )
         return cls(
             training_rows=8000,
@@ -49,14 +53,14 @@ class DemoSize:
             requests_per_rollout_step=500,
             clients=200,
             models=tuple(candidates(quick=False)),
-            rollout_window_s=2.0,
+            rollout_window_s=1.0,
+            request_rate=400.0,
         )
 
 
 @dataclass
 class DemoResult:
-    """What happened, stage by stage; ``stand_ins`` lists the parts of the loop this
-    install did not have and what the demo did instead (empty for the whole loop)."""
+    """What happened, stage by stage, as the demo printed it."""
 
     home: Path
     commit: str | None = None
@@ -76,16 +80,4 @@ class DemoResult:
     rollout_steps: list[str] = field(default_factory=list)
     lineage: Lineage | None = None
     reports: dict[str, Path] = field(default_factory=dict)
-    stand_ins: list[str] = field(default_factory=list)
     window_ms: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-
-def available(module: str, *names: str) -> bool:
-    """Whether ``module`` is importable and exports every one of ``names`` (parts of the
-    loop still being built export nothing yet)."""
-    try:
-        imported = importlib.import_module(module)
-    except ImportError:
-        return False
-    exported = set(getattr(imported, "__all__", ()))
-    return all(name in exported for name in names)

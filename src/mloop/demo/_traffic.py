@@ -55,12 +55,23 @@ def send_traffic(
     applicants: pd.DataFrame,
     *,
     clients: int,
+    rate_per_s: float | None = None,
     feedback: bool = True,
     on_answer: Callable[[], None] | None = None,
 ) -> TrafficReport:
-    """Send one request per applicant (labels as feedback when ``feedback``)."""
+    """Send one request per applicant (labels as feedback when ``feedback``). With
+    ``rate_per_s`` the applicants arrive at that rate (no faster), as a population does:
+    a phase of ``n`` requests then lasts at least ``n / rate_per_s`` seconds."""
     return asyncio.run(
-        _send(url, deployment, applicants, clients=clients, feedback=feedback, on_answer=on_answer)
+        _send(
+            url,
+            deployment,
+            applicants,
+            clients=clients,
+            rate_per_s=rate_per_s,
+            feedback=feedback,
+            on_answer=on_answer,
+        )
     )
 
 
@@ -70,10 +81,14 @@ async def _send(
     applicants: pd.DataFrame,
     *,
     clients: int,
+    rate_per_s: float | None,
     feedback: bool,
     on_answer: Callable[[], None] | None,
 ) -> TrafficReport:
     import httpx
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
 
     report = TrafficReport()
     rows: list[dict[str, Any]] = [
@@ -91,6 +106,10 @@ async def _send(
         async def client() -> None:
             while not queue.empty():
                 index = queue.get_nowait()
+                if rate_per_s:
+                    delay = started + index / rate_per_s - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 answer = await _predict(http, deployment, rows[index], f"client-{index % clients}")
                 report.sent += 1
                 if answer is None:

@@ -109,6 +109,13 @@ def train_candidates(
     return sorted(trained, key=lambda t: -t.metrics["roc_auc"])
 
 
+def fit(rows: pd.DataFrame, family: str = "logistic_regression", **params: Any) -> Any:
+    """The retraining pipeline's trainer (``mloop.demo._training:fit``): the rows it is
+    given, label included, to one fitted candidate of ``family``."""
+    model = Candidate(family, family, params).build()
+    return model.fit(rows[list(FEATURES)], rows[LABEL])
+
+
 def split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training and validation rows, stratified by the label, the same every time."""
     from sklearn.model_selection import train_test_split

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 Array = npt.NDArray[Any]
 ECE_BINS = 10
+CLASS_BLOCK = 32  # classes per design-matrix block: bounds its width
 _EPS = float(np.finfo(np.float64).eps)
 
 
@@ -80,32 +81,54 @@ def point(outcomes: Outcomes) -> dict[str, float]:
 
 
 def _classification(o: Outcomes, w: Array) -> dict[str, Array]:
-    total = w.sum(axis=1)
-    out: dict[str, Array] = {"accuracy": w @ (o.pred == o.y).astype(np.float64) / total}
+    """Every count a metric needs is a column of one design matrix, so a chunk of
+    resamples costs one matrix product (BLAS) instead of one per count."""
+    base = [np.ones(len(o)), (o.pred == o.y).astype(np.float64)]
+    if o.proba is not None:
+        base += _calibration_columns(o)
+    sums = w @ np.column_stack(base)
+    total, correct = sums[:, 0], sums[:, 1]
+    out: dict[str, Array] = {"accuracy": correct / total}
     k = len(o.classes)
     per_class = [o.positive] if k == 2 and o.positive is not None else list(range(k))
     rates: dict[str, list[Array]] = {n: [] for n in ("precision", "recall", "f1", "fpr", "fnr")}
-    for c in per_class:
-        truth = o.y == c
-        said = o.pred == c
-        tp = w @ (truth & said).astype(np.float64)
-        fp = w @ (~truth & said).astype(np.float64)
-        fn = w @ (truth & ~said).astype(np.float64)
-        tn = total - tp - fp - fn
-        rates["precision"].append(_div0(tp, tp + fp))
-        rates["recall"].append(_div0(tp, tp + fn))
-        rates["f1"].append(_div0(2 * tp, 2 * tp + fp + fn))
-        rates["fpr"].append(fp / (fp + tn))
-        rates["fnr"].append(fn / (fn + tp))
+    for first in range(0, len(per_class), CLASS_BLOCK):
+        block = per_class[first : first + CLASS_BLOCK]
+        columns = []
+        for c in block:
+            truth, said = o.y == c, o.pred == c
+            columns += [truth & said, ~truth & said, truth & ~said]
+        counts = w @ np.column_stack(columns).astype(np.float64)
+        for i in range(len(block)):
+            tp, fp, fn = counts[:, 3 * i], counts[:, 3 * i + 1], counts[:, 3 * i + 2]
+            tn = total - tp - fp - fn
+            rates["precision"].append(_div0(tp, tp + fp))
+            rates["recall"].append(_div0(tp, tp + fn))
+            rates["f1"].append(_div0(2 * tp, 2 * tp + fp + fn))
+            rates["fpr"].append(fp / (fp + tn))
+            rates["fnr"].append(fn / (fn + tp))
     for name in ("precision", "recall", "f1"):
         out[name] = np.mean(rates[name], axis=0)
     if o.proba is not None:
         out["roc_auc"] = _roc_auc(o, w, per_class)
-        out["log_loss"] = _log_loss(o, w, total)
-        out["ece"] = _ece(o, w, total)
+        out["log_loss"] = sums[:, 2] / total
+        out["ece"] = np.abs(sums[:, 3:]).sum(axis=1) / total
     out["fp_rate"] = np.mean(rates["fpr"], axis=0)
     out["fn_rate"] = np.mean(rates["fnr"], axis=0)
     return out
+
+
+def _calibration_columns(o: Outcomes) -> list[Array]:
+    """The per-row log loss, then for each confidence bin the rows' (correct - confidence)
+    inside it: a bin's weighted sum is its calibration gap mass (expected calibration
+    error of the top-label confidence, equal-width bins)."""
+    assert o.proba is not None
+    proba = o.proba / o.proba.sum(axis=1, keepdims=True)
+    chosen = np.clip(proba[np.arange(len(o)), o.y], _EPS, 1 - _EPS)
+    confidence = o.proba.max(axis=1)
+    miss = (o.proba.argmax(axis=1) == o.y) - confidence
+    bins = np.minimum((confidence * ECE_BINS).astype(np.int64), ECE_BINS - 1)
+    return [-np.log(chosen)] + [np.where(bins == b, miss, 0.0) for b in range(ECE_BINS)]
 
 
 def _div0(numerator: Array, denominator: Array) -> Array:
@@ -122,41 +145,27 @@ def _roc_auc(o: Outcomes, w: Array, per_class: list[int]) -> Array:
 
 def weighted_auc(score: Array, positive: Array, w: Array) -> Array:
     """P(score of a positive > score of a negative), ties one half, pairs weighted by the
-    product of their rows' weights; NaN where a resample has no positive or no negative."""
-    order = np.argsort(score, kind="stable")
-    ordered = score[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    is_pos = positive[order].astype(np.float64)
-    ws = w[:, order]
-    pos = np.add.reduceat(ws * is_pos, starts, axis=1)
-    neg = np.add.reduceat(ws * (1.0 - is_pos), starts, axis=1)
-    below = np.cumsum(neg, axis=1) - neg
-    wins = (pos * (below + 0.5 * neg)).sum(axis=1)
-    pairs = pos.sum(axis=1) * neg.sum(axis=1)
-    return np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1), np.nan)
+    product of their rows' weights; NaN where a resample has no positive or no negative.
 
-
-def _log_loss(o: Outcomes, w: Array, total: Array) -> Array:
-    assert o.proba is not None
-    proba = o.proba / o.proba.sum(axis=1, keepdims=True)
-    chosen = np.clip(proba[np.arange(len(o)), o.y], _EPS, 1 - _EPS)
-    loss: Array = w @ -np.log(chosen) / total
-    return loss
-
-
-def _ece(o: Outcomes, w: Array, total: Array) -> Array:
-    """Expected calibration error of the top-label confidence over equal-width bins:
-    sum over bins of |correct - confidence| mass, divided by the weight of all rows."""
-    assert o.proba is not None
-    confidence = o.proba.max(axis=1)
-    correct = (o.proba.argmax(axis=1) == o.y).astype(np.float64)
-    bins = np.minimum((confidence * ECE_BINS).astype(np.int64), ECE_BINS - 1)
-    gap = np.zeros(w.shape[0])
-    for b in range(ECE_BINS):
-        rows = bins == b
-        if rows.any():
-            gap += np.abs(w[:, rows] @ (correct[rows] - confidence[rows]))
-    return gap / total
+    One sort of the negatives' scores serves every resample: for each positive, the
+    negatives' weight strictly below it and up to its score are two columns of the
+    running sum of the negatives' weights (found by binary search), so a chunk of
+    resamples costs a cumulative sum and two gathers.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    pos_rows = np.flatnonzero(positive)
+    neg_rows = np.flatnonzero(~positive)
+    neg_rows = neg_rows[np.argsort(score[neg_rows], kind="stable")]
+    neg_scores = score[neg_rows]
+    below = np.searchsorted(neg_scores, score[pos_rows], "left")
+    up_to = np.searchsorted(neg_scores, score[pos_rows], "right")
+    running = np.zeros((w.shape[0], neg_rows.size + 1))
+    np.cumsum(w[:, neg_rows], axis=1, out=running[:, 1:])
+    w_pos = w[:, pos_rows]
+    wins = 0.5 * np.einsum("bi,bi->b", w_pos, running[:, below] + running[:, up_to])
+    pairs = w_pos.sum(axis=1) * running[:, -1]
+    result: Array = np.where(pairs > 0, wins / np.where(pairs > 0, pairs, 1), np.nan)
+    return result
 
 
 # -- regression -------------------------------------------------------------------------------
@@ -165,12 +174,12 @@ def _ece(o: Outcomes, w: Array, total: Array) -> Array:
 def _regression(o: Outcomes, w: Array) -> dict[str, Array]:
     y = o.y.astype(np.float64)
     error = o.pred.astype(np.float64) - y
-    total = w.sum(axis=1)
-    mean_y = w @ y / total
-    ss_tot = w @ (y * y) - total * mean_y * mean_y
-    ss_res = w @ (error * error)
+    y = y - y.mean() if y.size else y  # centred: sums of squares keep their precision
+    sums = w @ np.column_stack([np.ones(len(o)), y, y * y, np.abs(error), error * error])
+    total, sum_y, sum_y2, abs_error, ss_res = sums.T
+    ss_tot = sum_y2 - sum_y * sum_y / total
     return {
-        "mae": w @ np.abs(error) / total,
+        "mae": abs_error / total,
         "rmse": np.sqrt(ss_res / total),
         "r2": np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.nan),
     }

@@ -118,5 +118,12 @@ def make_world(deployment: str = "fraud", versions: int = 4) -> Iterator[World]:
 
 @pytest.fixture(name="world")
 def world_fixture(db: str) -> Iterator[World]:
-    """Imported by name ``world_fixture``; tests ask for ``world`` (needs ``db``)."""
+    """Imported by name ``world_fixture``; tests ask for ``world`` (needs ``db``: SQLite and
+    PostgreSQL)."""
+    yield from make_world()
+
+
+@pytest.fixture(name="sqlite_world")
+def sqlite_world_fixture(sqlite_db: str) -> Iterator[World]:
+    """For logic that is the same on every database: SQLite only (needs ``sqlite_db``)."""
     yield from make_world()

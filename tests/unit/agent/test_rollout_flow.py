@@ -24,6 +24,7 @@ from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
     T0,
     Behaviour,
     World,
+    sqlite_world_fixture,
     truth,
     world_fixture,
 )
@@ -32,6 +33,7 @@ from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
     _migrated_sqlite,
     db,
     registry_db_uri,
+    sqlite_db,
 )
 
 WINDOW = 10 * MINUTE
@@ -127,13 +129,13 @@ def test_a_good_candidate_walks_every_step_and_becomes_champion(world: World) ->
     ids=["errors", "latency", "divergence", "accuracy"],
 )  # fmt: skip
 def test_a_breach_in_the_canary_rolls_back_with_the_reason(
-    world: World, behaviour: Behaviour, labels: bool, why: str
+    sqlite_world: World, behaviour: Behaviour, labels: bool, why: str
 ) -> None:
     rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
-    (event,) = advance_rollouts(_window(world, 0, labels=labels))
+    (event,) = advance_rollouts(_window(sqlite_world, 0, labels=labels))
     assert event.step == 1  # the shadow was fine
-    world.behave(2, behaviour)
-    (event,) = advance_rollouts(_window(world, 1, labels=labels))
+    sqlite_world.behave(2, behaviour)
+    (event,) = advance_rollouts(_window(sqlite_world, 1, labels=labels))
 
     assert event.kind == "rolled_back"
     assert why in event.message
@@ -142,7 +144,7 @@ def test_a_breach_in_the_canary_rolls_back_with_the_reason(
     assert done.reason is not None
     assert done.reason.startswith("step 2/5 (canary 5%): ")
     assert why in done.reason
-    assert _members(world) == [(1, "primary", 0.0)]
+    assert _members(sqlite_world) == [(1, "primary", 0.0)]
     last = deployment_history("fraud")[-1]
     assert last.reason == f"rollout {rollout.id} rolled back: {done.reason}"
     assert resolve("iris", "latest").version == 4  # nothing else moved
@@ -162,9 +164,9 @@ def test_a_breach_is_acted_on_before_the_window_ends(world: World) -> None:
     )
 
 
-def test_too_little_traffic_holds_then_rolls_back_after_max_wait(world: World) -> None:
+def test_too_little_traffic_holds_then_rolls_back_after_max_wait(sqlite_world: World) -> None:
     rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
-    world.serve(T0, T0 + WINDOW, 10)
+    sqlite_world.serve(T0, T0 + WINDOW, 10)
     assert advance_rollouts(T0 + WINDOW) == []
     held = get_rollout(rollout.id)
     assert held.last_check is not None
@@ -178,15 +180,15 @@ def test_too_little_traffic_holds_then_rolls_back_after_max_wait(world: World) -
         "step 1/5 (shadow): not enough traffic: 10 shadow and 10 primary requests, 40 needed "
         "of each within 1h"
     )
-    assert _members(world) == [(1, "primary", 0.0)]
+    assert _members(sqlite_world) == [(1, "primary", 0.0)]
 
 
-def test_too_little_traffic_can_be_told_to_advance(world: World) -> None:
+def test_too_little_traffic_can_be_told_to_advance(sqlite_world: World) -> None:
     plan = RolloutPlan.parse(
         {"checks": {"min_requests": 40, "max_wait": "20m", "on_insufficient_traffic": "advance"}}
     )
     rollout = start_rollout("fraud", "iris:2", plan, now_ms=T0)
-    world.serve(T0, T0 + WINDOW, 10)
+    sqlite_world.serve(T0, T0 + WINDOW, 10)
     assert advance_rollouts(T0 + WINDOW) == []
     (event,) = advance_rollouts(T0 + 2 * WINDOW)
     assert (event.kind, event.step) == ("step", 1)
@@ -210,20 +212,20 @@ def test_a_required_blessing_that_is_missing_fails_the_promotion(world: World) -
         resolve("iris", "@champion")
 
 
-def test_a_plan_without_an_alias_moves_none(world: World) -> None:
+def test_a_plan_without_an_alias_moves_none(sqlite_world: World) -> None:
     plan = RolloutPlan.parse(
         {"steps": ["10% 10m", "100%"], "checks": {"min_requests": 40}, "promote_alias": None}
     )
     rollout = start_rollout("fraud", "iris:3", plan, now_ms=T0)
-    assert _members(world) == [(1, "primary", 0.0), (3, "canary", 10.0)]
-    world.serve(T0, T0 + WINDOW, 1000)
+    assert _members(sqlite_world) == [(1, "primary", 0.0), (3, "canary", 10.0)]
+    sqlite_world.serve(T0, T0 + WINDOW, 1000)
     (event,) = advance_rollouts(T0 + WINDOW)
     assert event.kind == "promoted"
     assert get_rollout(rollout.id).reason == "iris:3 is the primary"
-    assert _members(world) == [(3, "primary", 0.0)]
+    assert _members(sqlite_world) == [(3, "primary", 0.0)]
 
 
-def test_other_shadows_and_guards_are_kept(world: World) -> None:
+def test_other_shadows_and_guards_are_kept(sqlite_world: World) -> None:
     from mloop.serving._deployments import update_deployment
 
     update_deployment(
@@ -238,7 +240,7 @@ def test_other_shadows_and_guards_are_kept(world: World) -> None:
     )
     plan = RolloutPlan.parse({"steps": ["25% 10m", "100%"], "checks": {"min_requests": 40}})
     start_rollout("fraud", "iris:2", plan, now_ms=T0)
-    assert _members(world) == [(1, "primary", 0.0), (4, "shadow", 0.0), (2, "canary", 25.0)]
-    advance_rollouts(_window(world, 0))
-    assert _members(world) == [(2, "primary", 0.0), (4, "shadow", 0.0)]
+    assert _members(sqlite_world) == [(1, "primary", 0.0), (4, "shadow", 0.0), (2, "canary", 25.0)]
+    advance_rollouts(_window(sqlite_world, 0))
+    assert _members(sqlite_world) == [(2, "primary", 0.0), (4, "shadow", 0.0)]
     assert get_deployment("fraud").spec.guards.output == "label"

@@ -30,11 +30,13 @@ def demo(
     ] = None,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="Less data and traffic: the same loop in a few seconds."),
+        typer.Option("--quick", help="Less data and traffic: the same loop, sooner."),
     ] = False,
 ) -> None:
-    """Run the whole loop on a synthetic credit population: data, training, gate, signing,
-    deployment, live traffic, drift, monitoring, retraining, rollout and lineage."""
+    """Run the whole loop end to end on the embedded stores, narrated (docs/demo.md).
+
+    Data, training, gate, signing, deploy, traffic, drift, alerts, retraining, rollout, lineage.
+    """
     from mloop.demo import run_demo
 
     out = _render.console()
@@ -81,7 +83,8 @@ def _summary(out: Console, result: DemoResult, seconds: float) -> None:
     for command in (
         "mloop runs list --experiment credit-demo --order-by 'metrics.roc_auc DESC'",
         "mloop data diff credit-applications@1 credit-applications@2",
-        "mloop models list",
+        f"mloop monitor show {result.deployment}",
+        "mloop triggers history",
         f"mloop deploy history {result.deployment}",
         f"mloop predictions export {result.deployment} --since 1h",
     ):

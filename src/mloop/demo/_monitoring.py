@@ -7,8 +7,9 @@ nothing but that phase's requests: the demo runs the monitor with ``now_ms`` at 
 window's end — the clock passed explicitly, not waited for.
 
 Skew against the training data is measured with thresholds above the sampling noise of a
-few hundred rows (docs/drift.md, "Small windows"); the rules alert when most features are
-skewed, and when accuracy against the reported outcomes falls below 70 %.
+few hundred rows (docs/drift.md, "Small windows"); the rules alert when more than a third
+of the features are skewed, and when accuracy against the reported outcomes falls below
+70 %.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def set_up(narrator: Narrator, size: DemoSize) -> None:
                 "metric": "skew.share_drifted",
                 "window": window,
                 "op": ">",
-                "threshold": 0.5,
-                "description": "most input features no longer look like the training data",
+                "threshold": 0.3,
+                "description": "a third of the input features no longer look like the "
+                "training data",
             }
         ),
         monitoring.save_alert_rule(

@@ -41,8 +41,11 @@ def register_new_data(narrator: Narrator, result: DemoResult) -> DatasetVersion:
     start, end = result.window_ms["after drift"]
     served = logged_applicants(DEPLOYMENT, start, end)
     labelled = served[served[LABEL].notna()]
-    frame = labelled[[*FEATURES, LABEL]].reset_index(drop=True)
+    frame = labelled[[*FEATURES, LABEL]].copy()
     frame[LABEL] = frame[LABEL].astype(int)
+    # Answers reach the log in whatever order the clients' requests finished: sorted,
+    # the same requests always make the same version (digest, split, model and verdict).
+    frame = frame.sort_values([*FEATURES, LABEL], kind="stable").reset_index(drop=True)
     version = data.register(
         DATASET,
         frame,

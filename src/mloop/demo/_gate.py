@@ -55,7 +55,6 @@ class GateOutcome:
     passed: bool
     reasons: list[str] = field(default_factory=list)
     report: Path | None = None
-    blessing_recorded: bool = False
 
 
 def save_gates() -> None:
@@ -80,9 +79,7 @@ def gate(
     report = _evaluate(narrator, candidate_uri, data, baseline_uri, gate_name)
     show_report(narrator, report)
     path = report.write_html(report_dir / f"evaluation-{name}.html")
-    return GateOutcome(
-        bool(report.blessed), list(report.reasons) or ["blessed"], path, report.recorded
-    )
+    return GateOutcome(bool(report.blessed), list(report.reasons) or ["blessed"], path)
 
 
 def _evaluate(

@@ -127,18 +127,25 @@ def test_json_on_stdout_is_the_report_alone(
         (("--gate", "nonexistent-gate"), "gate 'nonexistent-gate' does not exist"),
         (("--backdoor-trigger", "tenure"), "is not COLUMN=VALUE"),
         (("--slice", "sex*"), "has an empty or invalid column name"),
+        (("--confidence", "2"), "confidence must be between 0 and 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], logged: Path, args: tuple[str, ...], message: str
+    capsys: pytest.CaptureFixture[str],
+    adult: pd.DataFrame,
+    tmp_path: Path,
+    args: tuple[str, ...],
+    message: str,
 ) -> None:
+    """Refused before any model is loaded: no model needs to exist."""
+    adult.head(50).to_csv(tmp_path / "adult.csv", index=False)
     code, _, err = run_cli(
         capsys,
         "evaluate",
         "--candidate",
         "models:/adult/1",
         "--data",
-        "census@1",
+        "adult.csv",
         "--label",
         "income",
         "--resamples",

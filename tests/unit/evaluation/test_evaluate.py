@@ -323,3 +323,47 @@ def test_json_and_html_reports_hold_the_figures_and_plots(
     assert "BLESSED" in page
     assert "sex=F &amp; age_bucket=&lt;30" in page
     assert not math.isnan(report.overall["roc_auc"].value)
+
+
+def test_multiclass_with_a_baseline_that_knows_fewer_classes(tmp_path: Path) -> None:
+    """Probabilities are aligned by class, not by column: the baseline never saw class 2."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mloop.models import save_model
+
+    frame = load_iris(as_frame=True).frame
+    x = frame.drop(columns=["target"])
+    seen = frame.target < 2
+    full = LogisticRegression(max_iter=1000).fit(x, frame.target)
+    partial = LogisticRegression(max_iter=1000).fit(x[seen], frame.target[seen])
+    save_model(full, tmp_path / "full", input_example=x.head(3))
+    save_model(partial, tmp_path / "partial", input_example=x.head(3))
+    report = evaluate(
+        str(tmp_path / "full"),
+        data=frame,
+        label="target",
+        baseline=str(tmp_path / "partial"),
+        sensitive=["petal width (cm)"],
+        record=False,
+        resamples=20,
+        noise=0.0,
+        missing=0.0,
+    )
+    assert report.classes == [0, 1, 2]
+    assert report.positive_label is None
+    assert report.overall["f1"].value == pytest.approx(
+        skm.f1_score(frame.target, full.predict(x), average="macro")
+    )
+    assert report.baseline_overall is not None
+    padded = np.column_stack([partial.predict_proba(x), np.zeros(len(x))])
+    eps = np.finfo(np.float64).eps  # a class the baseline never predicts costs -log(eps)
+    truth = np.clip(padded[np.arange(len(x)), frame.target], eps, 1 - eps)
+    assert report.baseline_overall["log_loss"].value == pytest.approx(-np.log(truth).mean())
+    assert report.baseline_overall["recall"].value == pytest.approx(
+        skm.recall_score(frame.target, partial.predict(x), average="macro", labels=[0, 1, 2])
+    )
+    assert report.fairness == []
+    assert "fairness is measured for binary classifiers; none computed" in report.notes
+    assert len(report.curves["confusion"]["matrix"]) == 3
+    assert report.curves["roc"]["candidate"] is None  # a ROC curve is drawn for two classes

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import polars as pl
-
 from mloop._ids import now_ms as wall_clock_ms
 from mloop.config import Settings, get_settings
 from mloop.data import DatasetStatistics
@@ -72,8 +70,8 @@ class MonitorResult:
         }
 
 
-def _performance(rows: pl.DataFrame, start_ms: int, end_ms: int, min_labels: int) -> dict[str, Any]:
-    served = metrics_of(rows, start_ms, end_ms)
+def _performance(data: WindowData, min_labels: int) -> dict[str, Any]:
+    served = metrics_of(served_rows(data), data.start_ms, data.end_ms, data.predicted)
     found: dict[str, Any] = {
         key: getattr(served, key)
         for key in ("count", "errors", "error_rate", "latency_p50_ms", "latency_p99_ms",
@@ -136,9 +134,7 @@ class _Run:
 
     def _build(self, data: WindowData, window_ms: int, *, partial: bool) -> StoredWindow:
         rows = data.rows
-        metrics = _performance(
-            served_rows(data), data.start_ms, data.end_ms, self.config.min_labels
-        )
+        metrics = _performance(data, self.config.min_labels)
         metrics["feedback_joined"] = _feedback_joined(data)
         reference = training_reference(self.config, rows, self.training) if rows.height else None
         names = self.config.feature_names

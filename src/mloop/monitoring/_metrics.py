@@ -18,7 +18,13 @@ import polars as pl
 
 from mloop.config import Settings, get_settings
 from mloop.errors import InvalidInput
-from mloop.monitoring._logframes import distribution, is_regression, label_key, output_values
+from mloop.monitoring._logframes import (
+    distribution,
+    is_regression,
+    label_key,
+    outputs_of,
+    predictions_per_request,
+)
 
 Member = tuple[str, int, str]
 """(model, version, role) of the members that answered."""
@@ -66,6 +72,9 @@ class WindowData:
     start_ms: int
     end_ms: int
     rows: pl.DataFrame
+    """The log rows with a ``_row`` index into ``predicted``."""
+    predicted: list[list[Any]]
+    """Each row's predicted values, decoded once (empty for a failed request)."""
 
 
 def check_window(start_ms: int, end_ms: int) -> None:
@@ -93,8 +102,11 @@ def load_window(
     assert isinstance(left, pl.DataFrame)
     assert isinstance(right, pl.DataFrame)
     right = right.select("request_id", "label", "outcome")
-    rows = left.join(right, on="request_id", how="left", maintain_order="left")
-    return WindowData(deployment, start_ms, end_ms, rows)
+    rows = left.join(right, on="request_id", how="left", maintain_order="left").with_row_index(
+        "_row"
+    )
+    predicted = predictions_per_request(rows["outputs"].to_list())
+    return WindowData(deployment, start_ms, end_ms, rows, predicted)
 
 
 def _percentile(values: np.ndarray[Any, Any], q: float) -> float | None:
@@ -117,13 +129,16 @@ def _online_metric(first: list[Any], labels: list[str | None]) -> tuple[int, flo
     return len(pairs), float(np.mean(hits)), "accuracy"
 
 
-def metrics_of(rows: pl.DataFrame, start_ms: int, end_ms: int) -> WindowMetrics:
-    """The metrics of ``rows`` (any subset of a window's rows)."""
+def metrics_of(
+    rows: pl.DataFrame, start_ms: int, end_ms: int, predicted: list[list[Any]]
+) -> WindowMetrics:
+    """The metrics of ``rows`` (any subset of a window's rows; ``predicted`` is the
+    window's decoded answers, indexed by the ``_row`` column)."""
     count = rows.height
     statuses = rows["status"].to_numpy() if count else np.zeros(0, np.int32)
     errors = int((statuses >= 400).sum())
     answered_rows = rows.filter(pl.col("status") < 400)
-    outputs = output_values(answered_rows["outputs"].to_list())
+    outputs = outputs_of([predicted[i] for i in answered_rows["_row"].to_list()])
     labelled, metric, name = _online_metric(outputs.first, answered_rows["label"].to_list())
     latencies = rows["latency_ms"].drop_nulls().to_numpy()
     outcomes: dict[str, int] = {}
@@ -154,7 +169,7 @@ def members_of(data: WindowData) -> dict[Member, WindowMetrics]:
             (pl.col("model") == model) & (pl.col("version") == version) & (pl.col("role") == role)
         )
         found[(str(model), int(version), str(role))] = metrics_of(
-            subset, data.start_ms, data.end_ms
+            subset, data.start_ms, data.end_ms, data.predicted
         )
     return dict(sorted(found.items()))
 

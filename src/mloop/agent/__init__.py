@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mloop.agent._plan_store import delete_plan, get_plan, list_plans, save_plan
     from mloop.agent._plans import Checks, RolloutPlan, Step
     from mloop.agent._retrain import retraining_pipeline
+    from mloop.agent._rollout_html import write_rollout_html
     from mloop.agent._rollout_store import Rollout, RolloutEvent
     from mloop.agent._rollouts import (
         abort_rollout,
@@ -77,6 +78,7 @@ _LAZY: dict[str, str] = {
     "save_trigger": "mloop.agent._triggers",
     "start_rollout": "mloop.agent._rollouts",
     "tick": "mloop.agent._tick",
+    "write_rollout_html": "mloop.agent._rollout_html",
 }
 
 __all__: list[str] = [
@@ -114,6 +116,7 @@ __all__: list[str] = [
     "save_trigger",
     "start_rollout",
     "tick",
+    "write_rollout_html",
 ]
 
 __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals())

@@ -111,12 +111,27 @@ def start(
 
 
 @rollout_app.command("status")
-def status(rollout: RolloutArg, as_json: JsonFlag = False) -> None:
+def status(
+    rollout: RolloutArg,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write an HTML page with the candidate against the primary at each step.",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Where a rollout stands: its steps, the last check, and what happened so far."""
-    from mloop.agent import rollout_events
+    from mloop.agent import rollout_events, write_rollout_html
 
     found = _lookup(rollout)
     events = rollout_events(found.id)
+    if html is not None:
+        written = write_rollout_html(found.id, html)
+        if not as_json:
+            _render.console().print(Text(f"Wrote {written}", style="dim"))
     if as_json:
         _render.emit_json({**found.to_dict(), "events": [e.to_dict() for e in events]})
         return

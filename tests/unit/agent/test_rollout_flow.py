@@ -5,6 +5,8 @@ the reason; too little traffic holds, then rolls back or advances as the plan sa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mloop.agent import (
@@ -14,6 +16,7 @@ from mloop.agent import (
     list_rollouts,
     rollout_events,
     start_rollout,
+    write_rollout_html,
 )
 from mloop.errors import NotFound
 from mloop.registry import TrustPolicy, list_audit_log, resolve, set_trust_policy
@@ -51,7 +54,9 @@ def _window(world: World, n: int, count: int = 1000, labels: bool = False) -> in
     return T0 + (n + 1) * WINDOW
 
 
-def test_a_good_candidate_walks_every_step_and_becomes_champion(world: World) -> None:
+def test_a_good_candidate_walks_every_step_and_becomes_champion(
+    world: World, tmp_path: Path
+) -> None:
     rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
     assert (rollout.state, rollout.step, rollout.candidate, rollout.primary) == (
         "running", 0, "iris:2", "iris:1"
@@ -116,6 +121,13 @@ def test_a_good_candidate_walks_every_step_and_becomes_champion(world: World) ->
     ]
     assert [r.id for r in list_rollouts("fraud")] == [rollout.id]
     assert list_rollouts("fraud", state="running") == []
+
+    page = write_rollout_html(rollout.id[:12], tmp_path / "report" / "rollout.html").read_text()
+    assert "<h1>Rollout of iris:2 on fraud</h1>" in page
+    assert page.count("<svg") == 4  # error rate, p99 latency, online metric, divergence
+    assert "<script" not in page
+    for label in ("shadow", "canary 5%", "canary 25%", "canary 50%"):
+        assert label in page
 
 
 @pytest.mark.parametrize(

@@ -6,9 +6,9 @@ every outcome the demo reports must be what the stores recorded.
 
 from __future__ import annotations
 
-import io
 import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,9 +30,10 @@ def test_quick_demo_closes_the_loop_and_traces_a_prediction(
     home = tmp_path / "demo-home"
     before_env = os.environ.get("MLOOP_HOME")
     before_cwd = os.getcwd()
-    out = io.StringIO()
-    result = run_demo(Console(file=out, width=200), home=home, quick=True)
-    text = out.getvalue()
+    # Narrated to the captured stdout (shown when the test fails) and recorded.
+    console = Console(file=sys.stdout, record=True, width=200)
+    result = run_demo(console, home=home, quick=True)
+    text = console.export_text()
 
     # The demo restored what it changed, and narrated every stage.
     assert os.environ.get("MLOOP_HOME") == before_env

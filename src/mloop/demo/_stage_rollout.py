@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 SWITCH_TIMEOUT_S = 15.0
 MAX_BURSTS_PER_STEP = 4
-SHADOW_WAIT_S = 60.0
+SHADOW_WAIT_S = 90.0
 
 
 class RolloutStuck(MloopError):

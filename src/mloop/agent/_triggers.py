@@ -60,6 +60,19 @@ def list_triggers(*, settings: Settings | None = None) -> list[Trigger]:
     return [s.trigger for s in store.list_stored_triggers(settings=settings)]
 
 
+def set_trigger_enabled(
+    name: str, enabled: bool, *, actor: Actor = None, settings: Settings | None = None
+) -> Trigger:
+    """Switch a trigger on or off; its arming stays, so events that came while it was off
+    and are still due (a dataset version, an unclaimed alert) fire when it is back on."""
+    current = get_trigger(name, settings=settings)
+    if current.enabled == enabled:
+        return current
+    changed = current.model_copy(update={"enabled": enabled})
+    saved = store.save_trigger(changed, actor=actor, settings=settings)
+    return saved.trigger
+
+
 def delete_trigger(name: str, *, actor: Actor = None, settings: Settings | None = None) -> None:
     """Remove a trigger; its firings stay in the history."""
     store.delete_trigger(name, actor=actor, settings=settings)

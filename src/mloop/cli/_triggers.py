@@ -168,6 +168,24 @@ def fire(name: NameArg, as_json: JsonFlag = False) -> None:
         raise typer.Exit(1)
 
 
+@triggers_app.command("disable")
+def disable(name: NameArg) -> None:
+    """Keep a trigger but stop the agent from firing it (`fire` still works)."""
+    from mloop.agent._triggers import set_trigger_enabled
+
+    set_trigger_enabled(name, False)
+    _render.console().print(Text.assemble("Disabled trigger ", (name, "bold")))
+
+
+@triggers_app.command("enable")
+def enable(name: NameArg) -> None:
+    """Let the agent fire a disabled trigger again."""
+    from mloop.agent._triggers import set_trigger_enabled
+
+    set_trigger_enabled(name, True)
+    _render.console().print(Text.assemble("Enabled trigger ", (name, "bold")))
+
+
 @triggers_app.command("delete")
 def delete(name: NameArg) -> None:
     """Delete a trigger (its firings stay in the history)."""

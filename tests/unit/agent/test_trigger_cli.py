@@ -76,6 +76,11 @@ def test_show_history_and_delete(file: Path, capsys: pytest.CaptureFixture[str])
     assert run_json(capsys, "triggers", "history") == []
     code, out, _ = run_cli(capsys, "triggers", "history", "nightly")
     assert (code, out.strip()) == (0, "No firings yet.")
+    code, out, _ = run_cli(capsys, "triggers", "enable", "on-data")
+    assert (code, out.strip()) == (0, "Enabled trigger on-data")
+    assert run_json(capsys, "triggers", "show", "on-data")["enabled"] is True
+    run_cli(capsys, "triggers", "disable", "on-data")
+    assert run_json(capsys, "triggers", "show", "on-data")["enabled"] is False
     code, out, _ = run_cli(capsys, "triggers", "delete", "on-data")
     assert (code, out.strip()) == (0, "Deleted trigger on-data")
     assert [t["name"] for t in run_json(capsys, "triggers", "list")] == ["nightly"]

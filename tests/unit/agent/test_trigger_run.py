@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 
 import mloop.data
-from mloop.agent._triggers import fire_trigger, list_firings, run_due, save_trigger
+from mloop.agent._triggers import (
+    fire_trigger,
+    list_firings,
+    run_due,
+    save_trigger,
+    set_trigger_enabled,
+)
 from mloop.pipelines import StopPipeline, pipeline, step
 from mloop.registry import list_audit_log
 from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
@@ -107,10 +113,14 @@ def test_disabled_triggers_wait_and_manual_firings_always_run(db: str, marks: Pa
         now_ms=T0,
     )
     assert run_due(now_ms=T0 + 61 * MINUTE) == []
+    set_trigger_enabled("off", True)
+    (due,) = run_due(now_ms=T0 + 62 * MINUTE)  # 09:00 is still the newest cron time
+    assert due.event_key == "schedule:2027-01-15T09:00Z"
+    set_trigger_enabled("off", False)
     first, second = fire_trigger("off"), fire_trigger("off")
     assert (first.kind, first.status, first.fired_by) == ("manual", "succeeded", "ada")
     assert first.event_key != second.event_key
-    assert len(_runs(marks)) == 2
+    assert len(_runs(marks)) == 3
 
 
 def test_a_refused_gate_is_stopped_with_its_reason(db: str, marks: Path) -> None:  # noqa: F811

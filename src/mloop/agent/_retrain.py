@@ -25,7 +25,8 @@ A trigger runs it with parameters such as::
       deployment: churn           # start a rollout here (optional)
 
 The training function gets the training rows as a pandas DataFrame (label included), or
-the :class:`~mloop.data.DatasetVersion` itself when its first parameter is annotated so,
+the :class:`~mloop.data.DatasetVersion` itself when its first parameter is annotated so
+(then it sees every row: give ``eval_data`` so the gate judges on rows it has not seen),
 and returns a fitted model any mloop flavor can save. Rows are split once, by ``seed``,
 into training and holdout (``holdout`` share) unless ``eval_data`` names an evaluation
 dataset; the candidate and the champion are evaluated on the same holdout.

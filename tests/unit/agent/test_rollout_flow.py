@@ -164,10 +164,10 @@ def test_a_breach_in_the_canary_rolls_back_with_the_reason(
     assert (entry.action, entry.after["state"]) == ("rollout.rollback", "rolled_back")
 
 
-def test_a_breach_is_acted_on_before_the_window_ends(world: World) -> None:
-    world.behave(2, Behaviour(error_every=3))
+def test_a_breach_is_acted_on_before_the_window_ends(sqlite_world: World) -> None:
+    sqlite_world.behave(2, Behaviour(error_every=3))
     rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
-    world.serve(T0, T0 + MINUTE, 120)
+    sqlite_world.serve(T0, T0 + MINUTE, 120)
     (event,) = advance_rollouts(T0 + MINUTE)
     assert event.kind == "rolled_back"
     assert get_rollout(rollout.id).reason == (
@@ -208,18 +208,18 @@ def test_too_little_traffic_can_be_told_to_advance(sqlite_world: World) -> None:
     assert get_rollout(rollout.id).step == 1
 
 
-def test_a_required_blessing_that_is_missing_fails_the_promotion(world: World) -> None:
+def test_a_required_blessing_that_is_missing_fails_the_promotion(sqlite_world: World) -> None:
     set_trust_policy("iris", TrustPolicy(require_evaluation=True))
     plan = RolloutPlan.parse({"steps": ["shadow 10m", "100%"], "checks": {"min_requests": 40}})
     rollout = start_rollout("fraud", "iris:2", plan, now_ms=T0)
-    (event,) = advance_rollouts(_window(world, 0))
+    (event,) = advance_rollouts(_window(sqlite_world, 0))
 
     assert event.kind == "failed"
     done = get_rollout(rollout.id)
     assert done.state == "failed"
     assert done.reason is not None
     assert done.reason.startswith("promotion to @champion refused: evaluation: ")
-    assert _members(world) == [(1, "primary", 0.0)]  # back to the primary only
+    assert _members(sqlite_world) == [(1, "primary", 0.0)]  # back to the primary only
     with pytest.raises(NotFound, match="champion"):
         resolve("iris", "@champion")
 

@@ -124,9 +124,9 @@ def test_abort_restores_the_deployment(world: World) -> None:
     assert start_rollout("fraud", "iris:3", PLAN, now_ms=T0 + 2 * WINDOW).state == "running"
 
 
-def test_a_change_made_by_hand_stops_the_rollout_and_is_kept(world: World) -> None:
+def test_a_change_made_by_hand_stops_the_rollout_and_is_kept(sqlite_world: World) -> None:
     rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
-    world.serve(T0, T0 + WINDOW, 1000)
+    sqlite_world.serve(T0, T0 + WINDOW, 1000)
     by_hand = DeploymentSpec(
         members=(Member(model="iris", version=1), Member(model="iris", version=4, role="shadow"))
     )
@@ -208,3 +208,18 @@ def test_a_rollout_started_from_a_named_plan_keeps_its_copy(sqlite_world: World)
     sqlite_world.serve(T0, T0 + 5 * MINUTE, 200)
     (event,) = advance_rollouts(T0 + 5 * MINUTE)
     assert event.kind == "promoted"
+
+
+def test_a_step_the_deployment_refuses_fails_the_rollout_and_restores_it(
+    sqlite_world: World,
+) -> None:
+    rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
+    sqlite_world.serve(T0, T0 + WINDOW, 1000)
+    archive_model_version("iris", 2)  # keeps serving, but no new revision may name it
+    (event,) = advance_rollouts(T0 + WINDOW)
+    assert event.kind == "failed"
+    done = get_rollout(rollout.id)
+    assert done.state == "failed"
+    assert done.reason is not None
+    assert done.reason.startswith("the deployment refused the change: version 2 of 'iris'")
+    assert _versions(sqlite_world) == [(1, "primary")]

@@ -131,12 +131,27 @@ def history(
         ),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 50,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Also write a page with a timeline of the firings (self-contained HTML).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Firings, newest first, with their outcome and reason."""
     from mloop.agent._trigger_firings import list_firings
 
     firings = list_firings(name, status=status, limit=limit)
+    if html is not None:
+        from mloop.agent._trigger_html import write_page
+
+        title = f"Firings of trigger {name}" if name else "Trigger firings"
+        write_page(html, firings, title=title)
+        if not as_json:
+            _render.console().print(Text.assemble("Wrote ", (str(html), "bold")))
     if as_json:
         _render.emit_json(_fj(firings))
         return

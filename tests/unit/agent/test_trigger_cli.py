@@ -154,3 +154,12 @@ def test_fire_runs_the_pipeline_and_exits_by_its_outcome(
     assert "works" not in out
     assert run_json(capsys, "triggers", "show", "works")["last_firing"]["status"] == "succeeded"
     assert len(list(marks.glob("*.run"))) == 2
+    page = tmp_path / "reports" / "firings.html"
+    code, out, _ = run_cli(capsys, "triggers", "history", "--html", str(page))
+    assert code == 0
+    assert f"Wrote {page}" in out
+    text = page.read_text()
+    assert "<svg" in text
+    assert "<script" not in text
+    assert "f1 0.71 &lt; baseline 0.74 + 0.01" in text  # reasons are escaped
+    assert text.count("class='s stopped'") == 1

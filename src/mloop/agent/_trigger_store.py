@@ -8,6 +8,7 @@ transaction holding the registry lock, with the audit entry inside it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -19,12 +20,13 @@ from mloop._ids import now_ms as wall_clock_ms
 from mloop.agent._trigger_spec import Trigger, trigger_name
 from mloop.agent._trigger_tables import TriggerFiring, TriggerRow
 from mloop.config import Settings
-from mloop.errors import NotFound
+from mloop.errors import InvalidInput, NotFound
 from mloop.registry import _audit
 from mloop.registry._db import Actor, actor_name, check, connect, write
 from mloop.registry._roles import GLOBAL
 from mloop.store import MetadataStore
 
+log = logging.getLogger("mloop.agent.triggers")
 TRIGGERS = cast(Table, TriggerRow.__table__)
 FIRINGS = cast(Table, TriggerFiring.__table__)
 
@@ -183,11 +185,25 @@ def get_stored_trigger(
 
 
 def list_stored_triggers(
-    *, settings: Settings | None = None, store: MetadataStore | None = None
+    *,
+    skip_invalid: bool = False,
+    settings: Settings | None = None,
+    store: MetadataStore | None = None,
 ) -> list[StoredTrigger]:
+    """Every trigger, by name. With ``skip_invalid`` (the agent's view) a stored
+    declaration this mloop cannot read any more is logged and left out instead of
+    stopping every other trigger."""
     with store_for(settings, store) as db, db.read() as conn:
         rows = conn.execute(select(TRIGGERS).order_by(TRIGGERS.c.name)).all()
-    return [_stored(r._mapping) for r in rows]
+    found = []
+    for row in rows:
+        try:
+            found.append(_stored(row._mapping))
+        except InvalidInput as exc:
+            if not skip_invalid:
+                raise
+            log.warning("trigger %s is left out: %s", row.name, exc.message)
+    return found
 
 
 def delete_trigger(

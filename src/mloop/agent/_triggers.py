@@ -124,7 +124,7 @@ def run_due(*, now_ms: int, settings: Settings | None = None) -> list[Firing]:
     pipeline; the firings this call made (finished, or ``skipped`` in a cooldown)."""
     fired: list[Firing] = []
     who = _agent_name()
-    for stored in store.list_stored_triggers(settings=settings):
+    for stored in store.list_stored_triggers(skip_invalid=True, settings=settings):
         trigger = stored.trigger
         if not trigger.enabled:
             continue

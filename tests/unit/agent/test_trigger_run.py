@@ -198,3 +198,28 @@ def test_ticking_agents_fire_through_the_leader_once(db: str, marks: Path) -> No
     assert taken_over.leader
     assert taken_over.firings == []  # the event was fired already
     assert len(_runs(marks)) == 1
+
+
+def test_a_stored_trigger_that_no_longer_reads_is_left_out(db: str, marks: Path) -> None:  # noqa: F811
+    from sqlalchemy import update
+
+    from mloop.agent._trigger_store import TRIGGERS, list_stored_triggers
+    from mloop.errors import InvalidInput
+    from mloop.store import open_store
+
+    _save("broken", {"schedule": "@hourly"}, marks)
+    _save("works", {"schedule": "@hourly"}, marks)
+    opened = open_store(db)
+    try:
+        with opened.engine.begin() as conn:  # as an older or newer mloop might have left it
+            conn.execute(
+                update(TRIGGERS)
+                .where(TRIGGERS.c.name == "broken")
+                .values(spec={"name": "broken", "pipeline": "p:f", "on": {"sometime": 1}})
+            )
+    finally:
+        opened.close()
+    with pytest.raises(InvalidInput, match="stored trigger 'broken'"):
+        list_stored_triggers()
+    (firing,) = run_due(now_ms=T0 + 60 * MINUTE)
+    assert firing.trigger == "works"

@@ -105,9 +105,13 @@ def load_frame(data: Any) -> tuple[pd.DataFrame, str | None]:
 
 
 def feature_frame(model: LoadedModel, frame: pd.DataFrame, label: str) -> pd.DataFrame:
-    """The columns the model reads: its signature's inputs, or every column but the label."""
+    """The columns the model reads: its signature's inputs, else the feature names a
+    scikit-learn model was fitted on, else every column but the label."""
     signature = model.signature
     names = getattr(getattr(signature, "inputs", None), "names", None)
+    if not names:
+        fitted = getattr(model.model, "feature_names_in_", None)
+        names = None if fitted is None else [str(n) for n in fitted]
     if names:
         missing = [n for n in names if n not in frame.columns]
         if missing:

@@ -367,3 +367,25 @@ def test_multiclass_with_a_baseline_that_knows_fewer_classes(tmp_path: Path) -> 
     assert "fairness is measured for binary classifiers; none computed" in report.notes
     assert len(report.curves["confusion"]["matrix"]) == 3
     assert report.curves["roc"]["candidate"] is None  # a ROC curve is drawn for two classes
+
+
+def test_a_model_without_a_signature_reads_the_columns_it_was_fitted_on(
+    adult: pd.DataFrame, tmp_path: Path
+) -> None:
+    from mloop.models import save_model
+
+    save_model(fit("good", adult), tmp_path / "bare")  # no input example: no signature
+    report = evaluate(
+        str(tmp_path / "bare"),
+        data=adult,
+        label="income",
+        slices=["sex"],
+        record=False,
+        resamples=0,
+        noise=0.0,
+        missing=0.0,
+    )  # the string columns sex and age_bucket are in the data, not given to the model
+    predicted = fit("good", adult).predict(adult[FEATURES])
+    assert report.overall["accuracy"].value == pytest.approx(
+        skm.accuracy_score(adult.income, predicted)
+    )

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = Field(
         default=None, description="Endpoint of an S3-compatible server (MinIO, moto, …)."
     )
+    signing_key: str | None = Field(
+        default=None,
+        description="Private key (from `mloop keys generate`) that automation, such as the "
+        "retraining pipeline, signs the model versions it registers with.",
+    )
     kek_file: str | None = Field(
         default=None,
         description="Key-encryption key file (or NAME://… of a registered key provider); "

@@ -419,7 +419,7 @@ def _first_parameter_is_dataset_version(function: Any) -> bool:
 def _configured_signing_key() -> str | None:
     from mloop.config import get_settings
 
-    return getattr(get_settings(), "signing_key", None)
+    return get_settings().signing_key
 
 
 def _public_pem(public_key: Any) -> str:

@@ -163,6 +163,18 @@ def test_unsigned_publishing_must_be_asked_for(setup: dict[str, Any]) -> None:
     assert get_model_version("cancer", 1).version == 1
 
 
+def test_the_signing_key_can_come_from_the_settings(
+    setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mloop.data.register("cancer", _cancer(120))
+    monkeypatch.setenv("MLOOP_SIGNING_KEY", setup["params"]["signing_key"])
+    params = {k: v for k, v in setup["params"].items() if k != "signing_key"}
+    execution = run(PIPELINE, params)
+    assert execution.status == "succeeded", execution.reason
+    result = execution.output("output")
+    assert (result["version"], result["signed"]) == (1, True)
+
+
 def test_trainer_references_are_checked() -> None:
     assert load_function(f"{HERE}:train_logistic") is train_logistic
     with pytest.raises(InvalidInput, match="cannot import no_such_module"):

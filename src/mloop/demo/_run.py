@@ -99,6 +99,7 @@ def _check_installed() -> None:
             ("matplotlib", "matplotlib"),
             ("skops", "skops"),
             ("model_signing", "model-signing"),
+            ("OpenSSL", "pyopenssl"),  # model-signing 1.1.1 imports it without declaring it
         )
         if importlib.util.find_spec(module) is None
     ]

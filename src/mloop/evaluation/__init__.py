@@ -16,48 +16,43 @@ from typing import TYPE_CHECKING
 from mloop._lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from mloop.evaluation._blessings import (
+        Blessing,
+        Requirement,
+        get_blessing,
+        get_blessing_requirement,
+        require_blessing,
+    )
     from mloop.evaluation._bootstrap import MetricValue
     from mloop.evaluation._evaluate import evaluate
     from mloop.evaluation._fairness import Fairness
+    from mloop.evaluation._gates import delete_gate, get_gate, list_gates, save_gate
     from mloop.evaluation._report import EvaluationReport, SliceResult
     from mloop.evaluation._robustness import BackdoorProbe, RobustnessCheck
     from mloop.evaluation._spec import GateSpec
-    from mloop.evaluation._store import (
-        Blessing,
-        Requirement,
-        StoredEvaluation,
-        delete_gate,
-        get_blessing,
-        get_blessing_requirement,
-        get_evaluation,
-        get_gate,
-        list_evaluations,
-        list_gates,
-        require_blessing,
-        save_gate,
-    )
+    from mloop.evaluation._store import StoredEvaluation, get_evaluation, list_evaluations
 
 _LAZY: dict[str, str] = {
     "BackdoorProbe": "mloop.evaluation._robustness",
-    "Blessing": "mloop.evaluation._store",
+    "Blessing": "mloop.evaluation._blessings",
     "EvaluationReport": "mloop.evaluation._report",
     "Fairness": "mloop.evaluation._fairness",
     "GateSpec": "mloop.evaluation._spec",
     "MetricValue": "mloop.evaluation._bootstrap",
-    "Requirement": "mloop.evaluation._store",
+    "Requirement": "mloop.evaluation._blessings",
     "RobustnessCheck": "mloop.evaluation._robustness",
     "SliceResult": "mloop.evaluation._report",
     "StoredEvaluation": "mloop.evaluation._store",
-    "delete_gate": "mloop.evaluation._store",
+    "delete_gate": "mloop.evaluation._gates",
     "evaluate": "mloop.evaluation._evaluate",
-    "get_blessing": "mloop.evaluation._store",
-    "get_blessing_requirement": "mloop.evaluation._store",
+    "get_blessing": "mloop.evaluation._blessings",
+    "get_blessing_requirement": "mloop.evaluation._blessings",
     "get_evaluation": "mloop.evaluation._store",
-    "get_gate": "mloop.evaluation._store",
+    "get_gate": "mloop.evaluation._gates",
     "list_evaluations": "mloop.evaluation._store",
-    "list_gates": "mloop.evaluation._store",
-    "require_blessing": "mloop.evaluation._store",
-    "save_gate": "mloop.evaluation._store",
+    "list_gates": "mloop.evaluation._gates",
+    "require_blessing": "mloop.evaluation._blessings",
+    "save_gate": "mloop.evaluation._gates",
 }
 
 __all__: list[str] = [

@@ -11,23 +11,30 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from mloop._ids import new_id, now_ms
 from mloop.errors import InvalidInput
 from mloop.evaluation import _inputs
-from mloop.evaluation._bootstrap import MAX_RESAMPLES, MetricValue, with_intervals
+from mloop.evaluation._bootstrap import MAX_RESAMPLES
 from mloop.evaluation._fairness import fairness
 from mloop.evaluation._gate import judge
-from mloop.evaluation._metrics import Outcomes, calibration_points, confusion, roc_points
-from mloop.evaluation._reference import gap, load_reference
-from mloop.evaluation._report import EvaluationReport, SliceResult
+from mloop.evaluation._metrics import Outcomes
+from mloop.evaluation._reference import load_reference
+from mloop.evaluation._report import EvaluationReport
 from mloop.evaluation._robustness import BackdoorProbe, backdoor_flip_rate, robustness
-from mloop.evaluation._slices import check_columns, parse_slice, slice_rows
+from mloop.evaluation._sections import (
+    Interval,
+    curves,
+    priorities,
+    reference_source,
+    reference_value,
+    slice_results,
+    with_gap,
+)
+from mloop.evaluation._slices import check_columns, parse_slice
 from mloop.evaluation._spec import GateSpec
 
 if TYPE_CHECKING:
@@ -35,20 +42,6 @@ if TYPE_CHECKING:
 
     from mloop.models import LoadedModel
     from mloop.registry import Principal
-
-
-@dataclass(frozen=True)
-class Interval:
-    """How every bootstrap interval of one evaluation is drawn."""
-
-    resamples: int
-    confidence: float
-    seed: int
-
-    def of(self, outcomes: Outcomes, key: str) -> dict[str, MetricValue]:
-        return with_intervals(
-            outcomes, resamples=self.resamples, confidence=self.confidence, seed=self.seed, key=key
-        )
 
 
 Progress = Callable[[str, int, int], None]
@@ -168,10 +161,10 @@ def evaluate(
     interval = Interval(resamples, confidence, seed)
     overall = interval.of(outcomes, "overall")
     base_overall = None if base_outcomes is None else interval.of(base_outcomes, "overall")
-    results = _slices(frame, specs, outcomes, base_outcomes, interval, min_slice_rows)
-    overall_ref = _reference_value(ref_table, "overall", chosen_metric, base_overall)
-    results = [_with_gap(s, ref_table, chosen_metric) for s in results]
-    priorities = _priorities(results, chosen_metric)
+    results = slice_results(frame, specs, outcomes, base_outcomes, interval, min_slice_rows)
+    overall_ref = reference_value(ref_table, "overall", chosen_metric, base_overall)
+    results = [with_gap(s, ref_table, chosen_metric) for s in results]
+    ranked = priorities(results, chosen_metric)
 
     step("fairness and robustness", 4, total)
     fair = [f for c in sensitive if (f := fairness(outcomes, frame[c], c)) is not None]
@@ -215,14 +208,14 @@ def evaluate(
         baseline_overall=base_overall,
         classes=classes,
         positive_label=None if positive is None or classes is None else classes[positive],
-        reference_source=_reference_source(reference, base is not None),
+        reference_source=reference_source(reference, base is not None),
         overall_reference=overall_ref,
-        priorities=priorities,
+        priorities=ranked,
         fairness=fair,
         baseline_fairness=base_fair,
         robustness=checks,
         backdoor=probe,
-        curves=_curves(outcomes, base_outcomes),
+        curves=curves(outcomes, base_outcomes),
         gate=gate_spec,
         gate_name=gate_name,
         notes=notes,
@@ -242,8 +235,23 @@ def evaluate(
 
         record_evaluation(report, cand, base, actor=actor)
         report.recorded = True
+        _log_to_active_run(report)
     step("done", total, total)
     return report
+
+
+def _log_to_active_run(report: EvaluationReport) -> None:
+    """Inside a tracked run (a pipeline step, a training script), the overall metrics go
+    to that run as ``eval_<metric>`` and the verdict and evaluation id as tags, as
+    ``mlflow.evaluate`` does, so run comparisons show them."""
+    import mloop
+
+    if mloop.active_run() is None:
+        return
+    metrics = {f"eval_{k}": v.value for k, v in report.overall.items() if math.isfinite(v.value)}
+    if metrics:
+        mloop.log_metrics(metrics)
+    mloop.set_tags({"mloop.evaluation": report.id, "mloop.evaluation.verdict": report.verdict})
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -276,7 +284,7 @@ def _resolve_gate(gate: Any) -> tuple[GateSpec | None, str | None]:
         text = os.fspath(gate)
         if Path(text).suffix.lower() in (".yaml", ".yml", ".json") or Path(text).is_file():
             return GateSpec.from_yaml(text), None
-        from mloop.evaluation._store import get_gate
+        from mloop.evaluation._gates import get_gate
 
         return get_gate(text), text
     raise InvalidInput(
@@ -310,104 +318,3 @@ def _check_metrics(
             f"model{' and baseline' if base is not None else ''}; available: "
             f"{', '.join(sorted(available))}"
         )
-
-
-# -- slices, references, curves ---------------------------------------------------------------
-
-
-def _slices(
-    frame: pd.DataFrame,
-    specs: Sequence[str],
-    outcomes: Outcomes,
-    base: Outcomes | None,
-    interval: Interval,
-    min_rows: int,
-) -> list[SliceResult]:
-    found: list[SliceResult] = []
-    n = len(frame)
-    for spec in specs:
-        for part in slice_rows(frame, spec):
-            rows = part.rows
-            found.append(
-                SliceResult(
-                    spec=spec,
-                    key=part.key,
-                    count=int(rows.size),
-                    share=rows.size / n,
-                    rare=rows.size < min_rows,
-                    metrics=interval.of(outcomes.subset(rows), part.key),
-                    baseline=None if base is None else interval.of(base.subset(rows), part.key),
-                )
-            )
-    return found
-
-
-def _reference_value(
-    table: dict[str, dict[str, float]],
-    key: str,
-    metric: str,
-    baseline: dict[str, MetricValue] | None,
-) -> float | None:
-    if table:
-        return table.get(key, {}).get(metric)
-    return None if baseline is None else baseline[metric].value
-
-
-def _with_gap(result: SliceResult, table: dict[str, dict[str, float]], metric: str) -> SliceResult:
-    from dataclasses import replace
-
-    ref = _reference_value(table, result.key, metric, result.baseline)
-    if ref is None or not math.isfinite(ref):
-        return result
-    behind = gap(result.metrics[metric].value, ref, metric)
-    return replace(result, reference=ref, gap=behind, weighted_gap=behind * result.share)
-
-
-def _priorities(results: list[SliceResult], metric: str) -> list[dict[str, Any]]:
-    ranked = [r for r in results if r.weighted_gap is not None and math.isfinite(r.weighted_gap)]
-    ranked.sort(key=lambda r: (-(r.weighted_gap or 0.0), r.key))
-    return [
-        {
-            "slice": r.key,
-            "count": r.count,
-            "share": r.share,
-            "metric": metric,
-            "candidate": r.metrics[metric].to_dict()["value"],
-            "reference": r.reference,
-            "gap": r.gap,
-            "weighted_gap": r.weighted_gap,
-        }
-        for r in ranked
-    ]
-
-
-def _reference_source(reference: Any, has_baseline: bool) -> str | None:
-    if reference is None:
-        return "baseline" if has_baseline else None
-    if isinstance(reference, Mapping):
-        return "table"
-    return str(os.fspath(reference))
-
-
-def _curves(outcomes: Outcomes, base: Outcomes | None) -> dict[str, Any]:
-    if outcomes.task == "regression":
-        rng = np.random.default_rng(0)
-        n = len(outcomes)
-        rows = np.sort(rng.choice(n, size=min(n, SCATTER_POINTS), replace=False))
-        return {
-            "scatter": {
-                "actual": outcomes.y[rows].astype(float).tolist(),
-                "predicted": outcomes.pred[rows].astype(float).tolist(),
-            }
-        }
-    return {
-        "roc": {
-            "candidate": roc_points(outcomes),
-            "baseline": None if base is None else roc_points(base),
-        },
-        "calibration": {
-            "candidate": calibration_points(outcomes),
-            "baseline": None if base is None else calibration_points(base),
-        },
-        "confusion": {"labels": [str(c) for c in outcomes.classes], "matrix": confusion(outcomes)},
-    }

@@ -1,30 +1,26 @@
-"""Evaluations, blessings and named gates in the metadata store.
+"""Evaluations in the metadata store: what was compared, on what, and the verdict.
 
 Writes go through the registry's write path (one transaction under the registry lock,
 audit entry inside it), because a verdict is a governance event like an approval: it can
-unlock a promotion. Recording a gated verdict on a registered model needs ``write`` on
-that model; saving a named gate needs ``admin``; a blessing requirement (which aliases only
-a blessed version may take) is part of the model's policy and needs ``admin`` on it.
+unlock a promotion (see :mod:`mloop.evaluation._blessings`). Recording a gated verdict on
+a registered model needs ``write`` on that model.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Connection, Table, delete, or_, select, update
+from sqlalchemy import Connection, Table, or_, select
 
-from mloop._ids import now_ms
 from mloop._lineage import link_lineage
-from mloop.errors import Conflict, InvalidInput, NotFound
-from mloop.evaluation._spec import GateSpec
-from mloop.evaluation._tables import BlessingRequirement, Evaluation, GateRow
+from mloop.errors import NotFound
+from mloop.evaluation._gates import gate_name as gate_name  # mloop.iac looks it up here
+from mloop.evaluation._tables import Evaluation
 from mloop.registry import _audit, _names
 from mloop.registry._db import MODELS, VERSIONS, Actor, actor_name, check, connect, write
-from mloop.registry._models import require_model, require_version
-from mloop.registry._roles import GLOBAL, Resource
+from mloop.registry._models import require_version
+from mloop.registry._roles import Resource
 from mloop.store import MetadataStore
 
 if TYPE_CHECKING:
@@ -32,29 +28,7 @@ if TYPE_CHECKING:
     from mloop.evaluation._report import EvaluationReport
 
 EVALUATIONS = cast(Table, Evaluation.__table__)
-GATES = cast(Table, GateRow.__table__)
-REQUIREMENTS = cast(Table, BlessingRequirement.__table__)
-ALL_ALIASES = "*"
-_GATE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEAVY = ("curves",)  # plotted in the report file; not worth keeping in every row
-
-
-@dataclass(frozen=True)
-class Blessing:
-    """The latest gated verdict on a model version: ``blessed`` or refused, and why."""
-
-    model: str
-    version: int
-    blessed: bool
-    reasons: list[str]
-    evaluation_id: str
-    gate_name: str | None
-    gate: dict[str, Any] | None
-    baseline: str | None
-    data: str | None
-    metric: str
-    created_by: str
-    creation_time: int
 
 
 @dataclass(frozen=True)
@@ -73,27 +47,6 @@ class StoredEvaluation:
     report: dict[str, Any]
     created_by: str
     creation_time: int
-
-
-@dataclass(frozen=True)
-class Requirement:
-    model: str
-    aliases: tuple[str, ...]
-    gate_name: str | None
-    updated_by: str
-    last_update_time: int
-
-    def covers(self, alias: str) -> bool:
-        return ALL_ALIASES in self.aliases or alias in self.aliases
-
-
-def gate_name(name: Any) -> str:
-    if not isinstance(name, str) or not _GATE_NAME.match(name):
-        raise InvalidInput(
-            f"gate name {name!r} is not valid; use 1-128 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
 
 
 # -- evaluations ------------------------------------------------------------------------------
@@ -253,267 +206,3 @@ def list_evaluations(
                 query = query.where(EVALUATIONS.c.candidate_model == model)
         rows = conn.execute(query.limit(max(1, min(limit, 10_000)))).all()
     return [_stored(r) for r in rows]
-
-
-# -- blessings --------------------------------------------------------------------------------
-
-
-def blessing_in(
-    conn: Connection, name: str, version: int, *, gate: str | None = None
-) -> Blessing | None:
-    """The latest gated verdict on ``name`` version ``version`` (by one named gate, as it
-    stands now, when ``gate`` is given), found by the version's package digest."""
-    digest = require_version(conn, name, version).package_digest
-    query = (
-        select(EVALUATIONS)
-        .where(
-            EVALUATIONS.c.candidate_digest == digest,
-            EVALUATIONS.c.blessed.is_not(None),
-            or_(EVALUATIONS.c.candidate_model.is_(None), EVALUATIONS.c.candidate_model == name),
-        )
-        .order_by(EVALUATIONS.c.creation_time.desc(), EVALUATIONS.c.id.desc())
-    )
-    if gate is not None:
-        query = query.where(EVALUATIONS.c.gate_name == gate)
-    for row in conn.execute(query):
-        if gate is not None and row.gate != _gate_spec_json(conn, gate):
-            continue  # blessed under an earlier version of the gate: it no longer counts
-        return Blessing(
-            model=name,
-            version=version,
-            blessed=bool(row.blessed),
-            reasons=list(row.reasons or []),
-            evaluation_id=row.id,
-            gate_name=row.gate_name,
-            gate=row.gate,
-            baseline=row.baseline,
-            data=row.data,
-            metric=row.metric,
-            created_by=row.created_by,
-            creation_time=int(row.creation_time),
-        )
-    return None
-
-
-def _gate_spec_json(conn: Connection, name: str) -> dict[str, Any] | None:
-    spec = conn.execute(select(GATES.c.spec).where(GATES.c.name == name)).scalar_one_or_none()
-    return None if spec is None else GateSpec.parse(spec).to_json()
-
-
-def get_blessing(
-    model_name: str,
-    version: int | str,
-    *,
-    gate: str | None = None,
-    store: MetadataStore | None = None,
-) -> Blessing | None:
-    """The latest gated verdict on a model version (``.blessed`` says which); None when
-    no gate has judged its package yet."""
-    _names.model_name(model_name)
-    number = _names.version_number(version)
-    with connect(store) as db, db.read() as conn:
-        return blessing_in(conn, model_name, number, gate=gate)
-
-
-# -- blessing requirements ----------------------------------------------------------------------
-
-
-def require_blessing(
-    name: str,
-    aliases: Sequence[str] = ("champion",),
-    *,
-    gate: str | None = None,
-    actor: Actor = None,
-    store: MetadataStore | None = None,
-) -> Requirement | None:
-    """Only a blessed version of ``name`` may take one of ``aliases`` (``["*"]``: any);
-    with ``gate``, only a blessing by that named gate (as it stands) counts. An empty
-    ``aliases`` removes the requirement. Enforced by ``set_alias`` / ``promotion_blockers``."""
-    _names.model_name(name)
-    clean = tuple(dict.fromkeys(a if a == ALL_ALIASES else _names.alias_name(a) for a in aliases))
-    if gate is not None:
-        gate_name(gate)
-    check(actor, "admin", Resource.model(name))
-    who = actor_name(actor)
-
-    def work(conn: Connection) -> Requirement | None:
-        require_model(conn, name)
-        if gate is not None and _gate_spec_json(conn, gate) is None:
-            raise NotFound(
-                f"gate {gate!r} does not exist; save it first (`mloop gates save NAME gate.yaml`)"
-            )
-        old = requirement_in(conn, name)
-        now = now_ms()
-        new = Requirement(name, clean, gate, who, now) if clean else None
-        if (old and (old.aliases, old.gate_name)) == (new and (new.aliases, new.gate_name)):
-            return old
-        conn.execute(delete(REQUIREMENTS).where(REQUIREMENTS.c.model_name == name))
-        if new is not None:
-            conn.execute(
-                REQUIREMENTS.insert(),
-                {
-                    "model_name": name,
-                    "aliases": list(clean),
-                    "gate_name": gate,
-                    "updated_by": who,
-                    "last_update_time": now,
-                },
-            )
-        _audit.append(
-            conn,
-            actor=who,
-            action="blessing_requirement.set" if new else "blessing_requirement.delete",
-            target=f"model:{name}",
-            before=None if old is None else {"aliases": list(old.aliases), "gate": old.gate_name},
-            after=None if new is None else {"aliases": list(clean), "gate": gate},
-        )
-        return new
-
-    with connect(store) as db:
-        return write(db, work)
-
-
-def requirement_in(conn: Connection, name: str) -> Requirement | None:
-    row = conn.execute(select(REQUIREMENTS).where(REQUIREMENTS.c.model_name == name)).first()
-    if row is None:
-        return None
-    return Requirement(
-        name, tuple(row.aliases), row.gate_name, row.updated_by, int(row.last_update_time)
-    )
-
-
-def get_blessing_requirement(
-    name: str, *, store: MetadataStore | None = None
-) -> Requirement | None:
-    _names.model_name(name)
-    with connect(store) as db, db.read() as conn:
-        return requirement_in(conn, name)
-
-
-def blessing_problems(
-    conn: Connection, name: str, version: int, alias: str, *, required: bool
-) -> list[str]:
-    """Why ``version`` of ``name`` may not take ``alias`` for want of a blessing; empty when
-    it may. ``required`` is the trust policy's ``require_evaluation`` (any alias)."""
-    requirement = requirement_in(conn, name)
-    needed = required or (requirement is not None and requirement.covers(alias))
-    if not needed:
-        return []
-    gate = requirement.gate_name if requirement is not None and requirement.covers(alias) else None
-    found = blessing_in(conn, name, version, gate=gate)
-    by = f" by gate {gate!r}" if gate else ""
-    fix = (
-        f"evaluate it with `mloop evaluate --candidate models:/{name}/{version} --baseline "
-        f"models:/{name}@{alias} --data DATASET@VERSION --label COLUMN --gate {gate or 'gate.yaml'}`"
-    )
-    if found is None:
-        return [
-            f"evaluation: no evaluation yet of version {version}{by}; @{alias} needs a blessed "
-            f"version ({fix})"
-        ]
-    if not found.blessed:
-        why = "; ".join(found.reasons[:3]) + (" …" if len(found.reasons) > 3 else "")
-        return [
-            f"evaluation: the latest evaluation of version {version}{by} ({found.evaluation_id}) "
-            f"refused it: {why}; improve the model, or {fix}"
-        ]
-    return []
-
-
-# -- named gates ------------------------------------------------------------------------------
-
-
-def save_gate(
-    name: str,
-    spec: GateSpec | dict[str, Any],
-    *,
-    actor: Actor = None,
-    store: MetadataStore | None = None,
-) -> GateSpec:
-    """Create or replace the gate ``name`` (saving the same rules again changes nothing)."""
-    gate_name(name)
-    parsed = GateSpec.parse(spec, source=f"gate {name}")
-    check(actor, "admin", GLOBAL)
-    who = actor_name(actor)
-    document = parsed.to_json()
-
-    def work(conn: Connection) -> GateSpec:
-        old = conn.execute(select(GATES.c.spec).where(GATES.c.name == name)).scalar_one_or_none()
-        if old == document:
-            return parsed
-        now = now_ms()
-        if old is None:
-            conn.execute(
-                GATES.insert(),
-                {
-                    "name": name,
-                    "spec": document,
-                    "created_by": who,
-                    "creation_time": now,
-                    "last_update_time": now,
-                },
-            )
-        else:
-            conn.execute(
-                update(GATES)
-                .where(GATES.c.name == name)
-                .values(spec=document, last_update_time=now)
-            )
-        _audit.append(
-            conn,
-            actor=who,
-            action="gate.create" if old is None else "gate.update",
-            target=f"gate:{name}",
-            before=old,
-            after=document,
-        )
-        return parsed
-
-    with connect(store) as db:
-        return write(db, work)
-
-
-def get_gate(name: str, *, store: MetadataStore | None = None) -> GateSpec:
-    gate_name(name)
-    with connect(store) as db, db.read() as conn:
-        spec = conn.execute(select(GATES.c.spec).where(GATES.c.name == name)).scalar_one_or_none()
-    if spec is None:
-        raise NotFound(
-            f"gate {name!r} does not exist; `mloop gates list` shows the stored gates, "
-            "`mloop gates save NAME FILE` stores one (or pass a YAML file)"
-        )
-    return GateSpec.parse(spec, source=f"stored gate {name}")
-
-
-def list_gates(*, store: MetadataStore | None = None) -> dict[str, GateSpec]:
-    with connect(store) as db, db.read() as conn:
-        rows = conn.execute(select(GATES.c.name, GATES.c.spec).order_by(GATES.c.name)).all()
-    return {str(r.name): GateSpec.parse(r.spec) for r in rows}
-
-
-def delete_gate(name: str, *, actor: Actor = None, store: MetadataStore | None = None) -> None:
-    gate_name(name)
-    check(actor, "admin", GLOBAL)
-    who = actor_name(actor)
-
-    def work(conn: Connection) -> None:
-        old = conn.execute(select(GATES.c.spec).where(GATES.c.name == name)).scalar_one_or_none()
-        if old is None:
-            raise NotFound(f"gate {name!r} does not exist, so there is nothing to delete")
-        users = (
-            conn.execute(select(REQUIREMENTS.c.model_name).where(REQUIREMENTS.c.gate_name == name))
-            .scalars()
-            .all()
-        )
-        if users:
-            raise Conflict(
-                f"gate {name!r} is required for blessings of {', '.join(users)}; change their "
-                "requirement (mloop.evaluation.require_blessing) first"
-            )
-        conn.execute(delete(GATES).where(GATES.c.name == name))
-        _audit.append(
-            conn, actor=who, action="gate.delete", target=f"gate:{name}", before=old, after=None
-        )
-
-    with connect(store) as db:
-        write(db, work)

@@ -356,7 +356,7 @@ def _evaluation_problems(
     """A missing or refused blessing, when the policy's ``require_evaluation`` or the
     model's blessing requirement (``mloop.evaluation.require_blessing``) covers ``alias``."""
     try:
-        evaluation = importlib.import_module("mloop.evaluation._store")
+        evaluation = importlib.import_module("mloop.evaluation._blessings")
     except ImportError as exc:  # pragma: no cover - evaluation ships with mloop
         if not policy.require_evaluation:
             return []

@@ -389,3 +389,19 @@ def test_a_model_without_a_signature_reads_the_columns_it_was_fitted_on(
     assert report.overall["accuracy"].value == pytest.approx(
         skm.accuracy_score(adult.income, predicted)
     )
+
+
+def test_inside_a_tracked_run_the_metrics_and_verdict_go_to_that_run(
+    packages: dict[str, Path], adult: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mloop
+
+    monkeypatch.setenv("MLOOP_CAPTURE", "false")
+    with mloop.start_run() as run:
+        report = _run(
+            packages, adult, "good", gate=GateSpec(metric="roc_auc"), record=True, resamples=0
+        )
+    logged = mloop.get_run(run.info.run_id).data
+    assert logged.metrics["eval_roc_auc"] == pytest.approx(report.overall["roc_auc"].value)
+    assert logged.tags["mloop.evaluation"] == report.id
+    assert logged.tags["mloop.evaluation.verdict"] == "blessed"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mloop._ids import new_id, now_ms
-from mloop.errors import Conflict, InvalidInput
+from mloop.errors import Conflict, InvalidInput, MloopError
 from mloop.pipelines import _store
 from mloop.pipelines._digest import code_digest, loaded_fingerprint
 from mloop.pipelines._execution import DONE, PipelineExecution
@@ -176,6 +176,7 @@ class _Orchestrator:
         self.digests = {name: code_digest(node.step.fn) for name, node in graph.nodes.items()}
         self.done: dict[str, _Done] = {}
         self.resolved: dict[str, tuple[dict[str, Any], dict[str, str]]] = {}
+        self.context: dict[str, Any] | None = None
         self.attempts: dict[str, int] = {}
         self.status: dict[str, str] = dict.fromkeys(graph.nodes, "pending")
         self.halt: tuple[str, str] | None = None  # (execution status, reason)
@@ -303,9 +304,16 @@ class _Orchestrator:
         while True:
             if self.halt is None:
                 for name in self._ready(running, retry_at):
-                    if self._reused(name) or self._cached(name):
-                        continue
-                    running[self._submit(executor, name)] = name
+                    try:
+                        if self._reused(name) or self._cached(name):
+                            continue
+                        running[self._submit(executor, name)] = name
+                    except MloopError as exc:  # e.g. a dataset reference that does not resolve
+                        failed = StepResult(
+                            name, "failed", None, error=exc.message, retryable=False
+                        )
+                        self._handle(name, failed, retry_at)
+                        break
                     if not executor.concurrent:
                         break  # in-process: finish this one first
             if not running and (not retry_at or self.halt is not None):
@@ -462,7 +470,7 @@ class _Orchestrator:
             inputs=inputs,
             parent_run_id=self.run_id,
             tags=tags,
-            context=None if executor.in_process else worker_context(),
+            context=None if executor.in_process else self._worker_context(),
             fingerprint=None if executor.in_process else loaded_fingerprint(node.step.fn),
             step=node.step if executor.in_process else None,
         )
@@ -480,6 +488,11 @@ class _Orchestrator:
         self._set(name, "running")
         return executor.submit(task, node.step.resources)
 
+    def _worker_context(self) -> dict[str, Any]:
+        if self.context is None:
+            self.context = worker_context()
+        return self.context
+
     def _handle(self, name: str, result: StepResult, retry_at: dict[str, float]) -> None:
         node = self.graph.nodes[name]
         now = now_ms()
@@ -494,7 +507,7 @@ class _Orchestrator:
             self._set(name, "stopped")
             self.halt = ("stopped", result.error or f"step {name!r} stopped the pipeline")
             return
-        attempt = self.attempts[name]
+        attempt = self.attempts.setdefault(name, 1)
         if result.retryable and attempt <= node.step.retries and self.halt is None:
             _store.update_step(
                 self.db, self.id, name, status="pending", run_id=result.run_id,

@@ -304,3 +304,13 @@ def test_a_pipeline_can_be_named_by_reference_and_called_directly(sqlite_db: str
         run(pipes.simple, {"nope": 1})
     with pytest.raises(InvalidInput, match="not a Pipeline"):
         run("tests.unit.pipelines.pipes:make_frame")
+
+
+def test_a_dataset_reference_that_does_not_resolve_fails_the_step_with_the_reason(
+    sqlite_db: str,
+) -> None:
+    failed = run(pipes.from_dataset, {"data": "missing@3"})
+    assert failed.status == "failed"
+    assert failed.step("count_rows").status == "failed"
+    assert "missing" in (failed.reason or "")
+    assert pipes.calls() == []

@@ -69,9 +69,10 @@ def _message(rule: AlertRule, value: float, window: StoredWindow) -> str:
 
 def _evaluate(rule: AlertRule, db: MetadataStore, now_ms: int) -> tuple[str, Alert | None]:
     """``("fired" | "resolved" | "firing" | "quiet", alert)`` for one rule."""
+    since = now_ms - (rule.windows_needed + 2) * rule.window_ms  # only the windows it needs
     windows = [
         w
-        for w in get_windows(rule.deployment, rule.window_ms, db, until_ms=now_ms)
+        for w in get_windows(rule.deployment, rule.window_ms, db, since_ms=since, until_ms=now_ms)
         if w.end_ms <= now_ms or w.partial
     ]
     recent = windows[-rule.windows_needed :]

@@ -411,8 +411,7 @@ def config(
         ),
     ] = None,
 ) -> None:
-    """Show or set how DEPLOYMENT's windows are computed (window, training dataset, drift
-    thresholds, min_labels…)."""
+    """Show or set how DEPLOYMENT's windows are computed (window, training data, thresholds)."""
     from mloop.monitoring._spec import MonitorConfig, load_yaml_documents
     from mloop.monitoring._store import get_monitor_config, save_monitor_config
 

@@ -159,6 +159,30 @@ def count_rows(data: DatasetVersion) -> int:
     return int(data.num_rows or 0)
 
 
+def _meet(me: str, other: str) -> str:
+    """Leave a mark, then wait (polling, with a deadline) for the sibling's: only steps
+    that run at the same time both get through."""
+    import time
+
+    (_home() / f"{me}.here").touch()
+    deadline = time.monotonic() + 30
+    while not (_home() / f"{other}.here").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{other} never ran while {me} was running")
+        time.sleep(0.02)
+    return me
+
+
+@mloop.step(cache=False)
+def meet_left(frame: pd.DataFrame) -> str:
+    return _meet("left", "right")
+
+
+@mloop.step(cache=False)
+def meet_right(frame: pd.DataFrame) -> str:
+    return _meet("right", "left")
+
+
 # -- pipelines --------------------------------------------------------------------------------
 
 
@@ -212,3 +236,9 @@ def modelled(rows: int = 20):
 @mloop.pipeline(name="dataset-rows")
 def from_dataset(data: str = "numbers@latest"):
     return count_rows(data)
+
+
+@mloop.pipeline
+def siblings():
+    frame = make_frame(2)
+    return {"left": meet_left(frame), "right": meet_right(frame)}

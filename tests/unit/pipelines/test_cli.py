@@ -94,3 +94,40 @@ def test_params_are_yaml_scalars() -> None:
     }  # fmt: skip
     with pytest.raises(InvalidInput, match="not NAME=VALUE"):
         parse_params(["=3"])
+
+
+def test_on_a_terminal_the_dag_is_drawn_live(
+    sqlite_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
+    code, out, err = run_cli(
+        capsys, "pipeline", "run", "tests.unit.pipelines.pipes:gated", "-p", "minimum=1"
+    )
+    assert code == 0, err
+    assert "gated" in out
+    assert "✔" in err  # the live view's marks, drawn on stderr
+    assert "▶" in err
+
+
+def test_the_dag_tree_nests_chains_and_names_other_inputs() -> None:
+    from rich.console import Console
+
+    from mloop.cli._pipeline import dag_tree
+
+    console = Console(width=100, record=True, color_system=None)
+    console.print(
+        dag_tree(
+            "demo",
+            [
+                ("load", "cached", [], ""),
+                ("fit", "running", ["load"], "1.2s"),
+                ("other", "failed", [], ""),
+                ("score", "pending", ["other", "fit"], ""),
+            ],
+        )
+    )
+    text = console.export_text()
+    assert "◆ load  cached" in text
+    assert "▶ fit  running  1.2s" in text
+    assert "· score  pending  ← other" in text
+    assert text.index("fit") < text.index("score")

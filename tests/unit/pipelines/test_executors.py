@@ -179,3 +179,11 @@ def test_a_worker_with_an_older_module_reloads_it_and_refuses_code_it_cannot_mat
     assert _current_step(task(newer)).fn(2) == 200  # reloaded
     with pytest.raises(InvalidInput, match="even after reloading it"):
         _current_step(task("0" * 64))
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two workers")
+def test_independent_steps_run_at_the_same_time_in_the_pool(sqlite_db: str) -> None:
+    both = run(pipes.siblings, executor="process")  # each waits for the other's mark
+    assert both.status == "succeeded", both.reason
+    assert both.output("left") == "left"
+    assert both.output("right") == "right"

@@ -348,10 +348,8 @@ def _apply(
         current = get_deployment(claimed.deployment, store=db)
         if current.spec.to_json() == wanted:
             return current.revision
-        ours = current.revision == claimed.deployment_revision or (current.reason or "").startswith(
-            _tag(claimed)
-        )
-        if not ours:
+        made_by_us = (current.reason or "").startswith(_tag(claimed))
+        if current.revision != claimed.deployment_revision and not made_by_us:
             why = f": {current.reason}" if current.reason else ""
             raise ForeignChange(
                 f"deployment {claimed.deployment!r} was changed outside the rollout (revision "

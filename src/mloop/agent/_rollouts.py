@@ -41,6 +41,7 @@ from mloop.store import MetadataStore
 
 log = logging.getLogger("mloop.agent.rollouts")
 _APPLY_ATTEMPTS = 5
+_MAX_REASON = 2000
 PlanInput = RolloutPlan | Mapping[str, Any] | str | Path | None
 
 
@@ -165,6 +166,8 @@ def abort_rollout(
 ) -> Rollout:
     """Stop a running rollout and return the deployment to how it was before it."""
     now = wall_clock_ms() if now_ms is None else now_ms
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        raise InvalidInput("an abort reason must be a string of at most 1,000 characters")
     with store_for(settings) as db:
         for _ in range(_APPLY_ATTEMPTS):
             rollout = _find(db, rollout_id)
@@ -344,6 +347,8 @@ def _apply(
     from mloop.serving._deployments import get_deployment, update_deployment
 
     wanted = desired.to_json()
+    if len(reason) > _MAX_REASON:  # the deployment keeps at most 2,000 characters
+        reason = reason[: _MAX_REASON - 1] + "…"
     for _ in range(_APPLY_ATTEMPTS):
         current = get_deployment(claimed.deployment, store=db)
         if current.spec.to_json() == wanted:

@@ -223,3 +223,10 @@ def test_a_step_the_deployment_refuses_fails_the_rollout_and_restores_it(
     assert done.reason is not None
     assert done.reason.startswith("the deployment refused the change: version 2 of 'iris'")
     assert _versions(sqlite_world) == [(1, "primary")]
+
+
+def test_an_abort_reason_is_bounded(sqlite_world: World) -> None:
+    rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
+    with pytest.raises(InvalidInput, match="at most 1,000 characters"):
+        abort_rollout(rollout.id, "x" * 1001)
+    assert get_rollout(rollout.id).state == "running"  # nothing was claimed

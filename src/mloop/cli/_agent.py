@@ -8,7 +8,9 @@ Several agents may run against one metadata store: one leads, the others wait.
 
 from __future__ import annotations
 
+import json
 import signal
+import sys
 import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,7 +31,7 @@ agent_app = typer.Typer(
     add_completion=False,
 )
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON lines instead of text.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 HolderOption = Annotated[
     str | None,
     typer.Option(
@@ -84,7 +86,9 @@ def run(
         ),
     ] = None,
     holder: HolderOption = None,
-    as_json: JsonFlag = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON line per tick instead of text.")
+    ] = False,
 ) -> None:
     """Tick until stopped (Ctrl-C finishes the current tick and hands the lease over)."""
     from mloop.agent import run_agent
@@ -105,8 +109,9 @@ def run(
             out.print(Text("stopping after this tick… (Ctrl-C again to stop at once)", style="dim"))
 
     def report(tick: TickReport) -> None:
-        if as_json:
-            _render.emit_json(tick.to_dict())
+        if as_json:  # one line per tick, for log collectors
+            sys.stdout.write(json.dumps(tick.to_dict(), default=str) + "\n")
+            sys.stdout.flush()
             return
         _print_tick(tick, state, verbose=False)
 

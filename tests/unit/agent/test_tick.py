@@ -4,6 +4,7 @@ stops, and `mloop agent run` stops gently on Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -115,6 +116,9 @@ def test_agent_tick_and_status_commands(
     code, out, _ = run_cli(capsys, "agent", "run", "--interval", "0", "--max-ticks", "2")
     assert code == 0
     assert "Stopped after 2 ticks; lease released." in out
+    code, out, _ = run_cli(capsys, "agent", "run", "--interval", "0", "--max-ticks", "2", "--json")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(t["leader"], t["token"]) for t in lines] == [(True, 4), (True, 4)]
     code, _, err = run_cli(capsys, "agent", "run", "--interval", "soon")
     assert code == 2
     assert "--interval: interval 'soon' is not a duration" in one_error_line(err)

@@ -473,6 +473,7 @@ class _Orchestrator:
             context=None if executor.in_process else self._worker_context(),
             fingerprint=None if executor.in_process else loaded_fingerprint(node.step.fn),
             step=node.step if executor.in_process else None,
+            artifacts=self.artifacts if executor.in_process else None,
         )
         _store.update_step(
             self.db,

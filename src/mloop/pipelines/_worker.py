@@ -41,10 +41,12 @@ class StepTask:
     context: dict[str, Any] | None = None
     fingerprint: str | None = None
     step: Step[Any, Any] | None = field(default=None, repr=False)
+    artifacts: Any = field(default=None, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["step"] = None  # imported by reference on the other side
+        state["artifacts"] = None  # opened there from the settings in the context
         return state
 
 
@@ -66,13 +68,12 @@ class StepResult:
 def execute_step(task: StepTask) -> StepResult:
     """Run ``task`` and report; every exception of the step becomes a result."""
     import mloop
-    from mloop.artifacts import artifact_store_for
 
     if task.context is not None:
         _apply_context(task.context)
     try:
         step = task.step or _current_step(task)
-        artifacts = artifact_store_for()
+        artifacts = task.artifacts or _worker_artifacts()
         run = mloop.start_run(
             run_name=task.node, parent_run_id=task.parent_run_id, tags=task.tags, nested=True
         )
@@ -172,15 +173,28 @@ def _describe(exc: BaseException) -> str:
 
 
 _applied: dict[str, Any] | None = None
+_artifacts: Any = None
+
+
+def _worker_artifacts() -> Any:
+    """The artifact store of the applied context, opened once (reading the settings costs
+    more than a small step)."""
+    global _artifacts
+    if _artifacts is None:
+        from mloop.artifacts import artifact_store_for
+
+        _artifacts = artifact_store_for()
+    return _artifacts
 
 
 def _apply_context(context: dict[str, Any]) -> None:
     """Make this worker see the orchestrator's settings: its ``MLOOP_*`` environment,
     tracking URI and import path. Workers outlive one pipeline (Ray reuses them), so the context is
     applied whenever it changes."""
-    global _applied
+    global _applied, _artifacts
     if context == _applied:
         return
+    _artifacts = None
     import mloop
 
     env: dict[str, str] = context["env"]

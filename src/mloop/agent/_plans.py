@@ -18,10 +18,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from mloop.agent._trigger_spec import duration_ms
 from mloop.errors import InvalidInput
@@ -115,6 +118,22 @@ class Step(_Strict):
     @classmethod
     def _window(cls, value: Any) -> Any:
         return None if value is None else _duration(value, "window")
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The published schema accepts the short form too (``"canary 5% 10m"``), so an
+        editor validating a plan file against it agrees with mloop."""
+        mapping = handler(core_schema)
+        short = {
+            "type": "string",
+            "pattern": re.sub(r"\(\?P<\w+>", "(", _STEP_TEXT.pattern).replace(
+                "shadow", "[Ss]hadow"
+            ),
+            "description": "short form: 'shadow 10m', 'canary 5% 10m', '25% 10m' or '100%'",
+        }
+        return {"anyOf": [short, mapping]}
 
     @property
     def window_ms(self) -> int:

@@ -148,3 +148,15 @@ def test_a_plan_dumps_and_loads_back_the_same(plan: RolloutPlan) -> None:
     assert plan.steps[-1].is_full
     described = plan.describe().split(" → ")
     assert [Step.model_validate(d) for d in described] == list(plan.steps)
+
+
+def test_the_published_schema_accepts_what_the_model_accepts() -> None:
+    import jsonschema
+
+    schema = RolloutPlan.model_json_schema()
+    good = {"steps": ["shadow 10m", "Shadow for 5m", "canary 5% 10m", {"traffic": 50,
+            "window": "1h"}, "100%"], "checks": {"min_requests": 5}}  # fmt: skip
+    jsonschema.validate(good, schema)
+    for bad in ({"steps": ["half 10m"]}, {"steps": [{"traffic": "x"}]}, {"chekcs": {}}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

@@ -237,7 +237,7 @@ def _live(title: str, upstream: dict[str, list[str]]) -> Iterator[Any]:
         state[name] = status
         if status == "running":
             started[name] = time.monotonic()
-        live.update(render())
+        live.update(render(), refresh=True)  # every change drawn, however quick
 
     if not console.is_terminal:
         yield lambda _name, _status: None

@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 demo: $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[ml]'
+	$(BIN)/pip install --quiet -e '.[models]'
 	$(BIN)/mloop demo
 
 test: $(BIN)/python

@@ -314,3 +314,14 @@ def test_a_dataset_reference_that_does_not_resolve_fails_the_step_with_the_reaso
     assert failed.step("count_rows").status == "failed"
     assert "missing" in (failed.reason or "")
     assert pipes.calls() == []
+
+
+def test_a_cached_result_whose_blob_was_deleted_is_computed_again(sqlite_db: str) -> None:
+    from mloop.artifacts import artifact_store_for
+
+    first = run(pipes.simple, {"rows": 3})
+    frame = first.step("make_frame").outputs[0]  # type: ignore[index]
+    artifact_store_for().delete(frame["digest"])
+    again = run(pipes.simple, {"rows": 3})
+    assert statuses(again) == {"make_frame": "succeeded", "total": "cached", "double": "cached"}
+    assert again.output("doubled").equals(first.output("doubled"))

@@ -22,7 +22,7 @@ from mloop.evaluation._bootstrap import MAX_RESAMPLES
 from mloop.evaluation._fairness import fairness
 from mloop.evaluation._gate import judge
 from mloop.evaluation._metrics import Outcomes
-from mloop.evaluation._reference import load_reference
+from mloop.evaluation._reference import MAIN_METRIC, load_reference, main_metric_is
 from mloop.evaluation._report import EvaluationReport
 from mloop.evaluation._robustness import BackdoorProbe, backdoor_flip_rate, robustness
 from mloop.evaluation._sections import (
@@ -92,6 +92,7 @@ def evaluate(
     _check_settings(resamples, confidence, noise, missing, min_slice_rows)
     gate_spec, gate_name = _resolve_gate(gate)
     chosen_metric = (gate_spec.metric if gate_spec and gate_spec.metric else None) or metric
+    ref_table = load_reference(reference, metric=MAIN_METRIC)
     frame, data_ref = _inputs.load_frame(data)
     if not isinstance(label, str) or label not in frame.columns:
         raise InvalidInput(
@@ -155,7 +156,7 @@ def evaluate(
         )
     chosen_metric = chosen_metric or DEFAULT_METRIC[kind]
     _check_metrics(gate_spec, chosen_metric, outcomes, base_outcomes)
-    ref_table = load_reference(reference, metric=chosen_metric)
+    ref_table = main_metric_is(ref_table, chosen_metric)
 
     step("computing metrics per slice", 3, total)
     interval = Interval(resamples, confidence, seed)

@@ -26,6 +26,7 @@ from mloop.errors import InvalidInput, NotFound
 from mloop.evaluation._spec import ALL_METRICS, higher_is_better
 
 MAX_REFERENCE_BYTES = 4 << 20
+MAIN_METRIC = ""  # a bare value's metric until the evaluation's main metric is known
 Reference = dict[str, dict[str, float]]
 
 
@@ -89,7 +90,7 @@ def _value(raw: Any, where: str) -> float:
 
 def _metric(name: Any, where: str) -> str:
     text = str(name).strip()
-    if text not in ALL_METRICS:
+    if text not in ALL_METRICS and text != MAIN_METRIC:
         raise InvalidInput(f"{where}: unknown metric {text!r}; use one of {', '.join(ALL_METRICS)}")
     return text
 
@@ -128,6 +129,18 @@ def _from_csv(text: str, metric: str, source: str) -> Reference:
             if name != "slice" and raw not in (None, ""):
                 entry[_metric(name, where)] = _value(raw, f"{where}, {name}")
     return table
+
+
+def main_metric_is(table: Reference, metric: str) -> Reference:
+    """``table`` with its bare values (read before the main metric was known) under
+    ``metric``; an explicit value for ``metric`` wins over a bare one."""
+    return {
+        key: {
+            (metric if name == MAIN_METRIC else name): v
+            for name, v in sorted(values.items(), key=lambda kv: kv[0] != MAIN_METRIC)
+        }
+        for key, values in table.items()
+    }
 
 
 def gap(candidate: float, reference: float, metric: str) -> float:

@@ -405,3 +405,8 @@ def test_inside_a_tracked_run_the_metrics_and_verdict_go_to_that_run(
     assert logged.metrics["eval_roc_auc"] == pytest.approx(report.overall["roc_auc"].value)
     assert logged.tags["mloop.evaluation"] == report.id
     assert logged.tags["mloop.evaluation.verdict"] == "blessed"
+
+
+def test_a_bad_reference_is_refused_before_any_model_is_loaded(adult: pd.DataFrame) -> None:
+    with pytest.raises(InvalidInput, match="slice 'F' is not 'column=value'"):
+        evaluate("no/such/model", data=adult, label="income", reference={"F": 0.9}, record=False)

@@ -96,3 +96,15 @@ def test_keys_are_normalized_and_gaps_follow_the_metric_direction() -> None:
     assert normalize_key("Overall") == "overall"
     assert gap(0.90, 0.95, "accuracy") == pytest.approx(0.05)  # behind a better human
     assert gap(0.30, 0.20, "log_loss") == pytest.approx(0.10)  # lower is better
+
+
+def test_bare_values_take_the_main_metric_once_it_is_known(tmp_path: Path) -> None:
+    from mloop.evaluation._reference import MAIN_METRIC, main_metric_is
+
+    path = tmp_path / "human.yaml"
+    path.write_text("'sex=F': 0.9\n'sex=M': {f1: 0.8, accuracy: 0.85}\n")
+    early = load_reference(path, metric=MAIN_METRIC)  # read before any model loads
+    assert main_metric_is(early, "f1") == {
+        "sex=F": {"f1": 0.9},
+        "sex=M": {"f1": 0.8, "accuracy": 0.85},
+    }

@@ -112,10 +112,13 @@ def evaluate_candidate(
     slices: list[str] | None = None,
     holdout: float = 0.25,
     seed: int = 0,
+    sensitive: list[str] | None = None,
 ) -> dict[str, Any]:
     """Evaluate the candidate against the champion with the gate; a refusal stops the
     pipeline with the gate's reasons."""
-    return gate_candidate(pinned, candidate, label, slices or [], holdout=holdout, seed=seed)
+    return gate_candidate(
+        pinned, candidate, label, slices or [], holdout=holdout, seed=seed, sensitive=sensitive
+    )
 
 
 @step()
@@ -195,6 +198,7 @@ def retraining_pipeline(
     seed: int = 0,
     trainer_params: dict[str, Any] | None = None,
     slices: list[str] | None = None,
+    sensitive: list[str] | None = None,
     champion_alias: str = "champion",
     signing_key: str | None = None,
     sign: bool = True,
@@ -205,7 +209,9 @@ def retraining_pipeline(
     pinned = resolve_inputs(data, model_name, gate, champion_alias, eval_data)
     validated = validate_data(pinned, schema, validation, tolerance)
     candidate = train_candidate(pinned, validated, trainer, label, trainer_params, holdout, seed)
-    evaluation = evaluate_candidate(pinned, candidate, label, slices, holdout, seed)
+    evaluation = evaluate_candidate(
+        pinned, candidate, label, slices, holdout, seed, sensitive=sensitive
+    )
     registered = register_candidate(pinned, candidate, evaluation, model_name)
     signed = sign_candidate(registered, signing_key, sign)
     return start_candidate_rollout(signed, deployment, plan)
@@ -362,6 +368,7 @@ def gate_candidate(
     *,
     holdout: float,
     seed: int,
+    sensitive: list[str] | None = None,
 ) -> dict[str, Any]:
     from mloop.data import get_dataset_version
     from mloop.evaluation import GateSpec, evaluate
@@ -376,6 +383,7 @@ def gate_candidate(
         label=label,
         baseline=pinned.get("baseline"),
         slices=slices,
+        sensitive=sensitive or (),
         gate=GateSpec.parse(pinned["gate"], source="the pinned gate"),
         seed=seed,
     )

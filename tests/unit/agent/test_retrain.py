@@ -175,6 +175,24 @@ def test_the_signing_key_can_come_from_the_settings(
     assert (result["version"], result["signed"]) == (1, True)
 
 
+@pytest.mark.parametrize("sensitive", [["group"], None], ids=["sensitive given", "none"])
+def test_a_fairness_gate_judges_the_sensitive_features_it_is_given(
+    setup: dict[str, Any], sensitive: list[str] | None
+) -> None:
+    frame = _cancer(200)
+    frame.insert(0, "group", (frame["radius"] > frame["radius"].median()).astype(int))
+    mloop.data.register("cancer", frame)
+    gate = setup["tmp"] / "fair.yaml"
+    gate.write_text("metric: roc_auc\nfairness:\n  max_demographic_parity_difference: 1.0\n")
+    params = {**setup["params"], "gate": str(gate), "sensitive": sensitive}
+    execution = run(PIPELINE, params)
+    if sensitive:
+        assert execution.status == "succeeded", execution.reason
+    else:  # a fairness rule with nothing to judge it on refuses: fail closed
+        assert execution.status == "stopped"
+        assert "fairness" in (execution.reason or "")
+
+
 def test_trainer_references_are_checked() -> None:
     assert load_function(f"{HERE}:train_logistic") is train_logistic
     with pytest.raises(InvalidInput, match="cannot import no_such_module"):

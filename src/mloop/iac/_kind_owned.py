@@ -208,7 +208,7 @@ def builtin_kinds() -> list[Kind]:
             10,
             "rules an evaluation must pass to bless a model version",
             Owner(
-                ("mloop.evaluation", "mloop.evaluation._store"),
+                ("mloop.evaluation", "mloop.evaluation._gates"),
                 "GateSpec",
                 "save_gate",
                 "get_gate",

@@ -89,8 +89,8 @@ class TrustPolicy:
     ``trusted_keys`` are PEM public keys. ``required_approvals`` counts distinct users who
     hold ``approver`` (or ``admin``) on the model; with ``approver_not_uploader`` the
     uploader's own approval does not count and at least one approval is needed.
-    ``require_evaluation`` is stored now and enforced by the evaluation gate (until then a
-    promotion under it is refused with "no evaluation yet").
+    With ``require_evaluation`` every alias promotion needs a blessing from the evaluation
+    gate (``mloop.evaluation``; ``require_blessing`` narrows it to some aliases or a gate).
     """
 
     require_signature: bool = False

@@ -274,7 +274,7 @@ def create_app(
     if log_predictions and prediction_log is None:
         from mloop.serving._predlog import PredictionLog
 
-        prediction_log = PredictionLog(settings=settings, fsync=log_fsync)
+        prediction_log = PredictionLog(settings=settings, fsync=log_fsync, compact_in="process")
     feedback_log = None
     if log_predictions:
         from mloop.serving._feedback import FeedbackLog

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import pyarrow as pa
@@ -35,6 +35,9 @@ from mloop.serving._predlog_table import (
     with_deployment,
 )
 from mloop.serving._predlog_wal import SYNC_POLICIES, SyncPolicy
+
+if TYPE_CHECKING:
+    from mloop.serving._compactor_process import CompactorProcess
 
 FORMAT = "predictions/2"
 """``predictions/2`` added ``status`` and ``error``; ``predictions/1`` parts read as status 200."""
@@ -145,8 +148,10 @@ class PredictionLog:
     ``fsync``: ``"always"`` (default; one fsync per append), ``"group"`` (threads appending
     at once share one fsync; each returns once its bytes are on disk), ``"off"`` (survives a
     killed process, not a power cut). ``compact_interval=None`` turns the background thread
-    off (compact with :meth:`compact_now`). Use as a context manager or call :meth:`close`
-    at shutdown: it closes the open segment and compacts it.
+    off (compact with :meth:`compact_now`); ``compact_in="process"`` leaves the compaction to
+    a low-priority child process and this process's thread only closes aging segments (what
+    an inference server does). Use as a context manager or call :meth:`close` at shutdown:
+    it closes the open segment and compacts it.
     """
 
     def __init__(
@@ -158,6 +163,7 @@ class PredictionLog:
         roll_interval: float = 60.0,
         roll_bytes: int = 64 << 20,
         compact_interval: float | None = 5.0,
+        compact_in: Literal["thread", "process"] = "thread",
         settings: Settings | None = None,
     ) -> None:
         settings = settings or get_settings()
@@ -170,7 +176,15 @@ class PredictionLog:
             roll_interval=roll_interval,
             roll_bytes=roll_bytes,
             compact_interval=compact_interval,
+            roll_only=compact_in == "process" and compact_interval is not None,
         )
+        self._compactor: CompactorProcess | None = None
+        if compact_in == "process" and compact_interval is not None:
+            from mloop.serving._compactor_process import CompactorProcess
+
+            self._compactor = CompactorProcess(
+                settings, self.root_uri, str(self._log.wal_root), compact_interval
+            )
 
     @property
     def wal_root(self) -> Path:
@@ -215,9 +229,15 @@ class PredictionLog:
         """:meth:`compact_now` off the event loop."""
         return await asyncio.to_thread(self.compact_now)
 
-    def close(self) -> None:
+    def compact_closed(self) -> int:
+        """Move every closed segment (of any process) to Parquet; open ones stay."""
+        return self._log.compact()
+
+    def close(self, *, compact: bool = True) -> None:
         """Flush and compact everything; appends after this raise ``ConfigError``."""
-        self._log.close()
+        if self._compactor is not None:
+            self._compactor.close()
+        self._log.close(compact=compact)
 
     def __enter__(self) -> PredictionLog:
         return self

@@ -102,8 +102,10 @@ class TableLog:
         roll_interval: float,
         roll_bytes: int,
         compact_interval: float | None,
+        roll_only: bool = False,
     ) -> None:
         self.root = root
+        self.roll_only = roll_only
         self.spec = spec
         self.wal_root = wal_root
         self.sync: SyncPolicy = sync
@@ -183,7 +185,8 @@ class TableLog:
             try:
                 for writer in list(self._writers.values()):
                     writer.roll(older_than=self.roll_interval)
-                self.compact()
+                if not self.roll_only:  # else another process compacts what was closed
+                    self.compact()
             except Exception:
                 # The WAL keeps every record; the next round retries (e.g. S3 was down).
                 logger.exception("prediction log compaction failed; will retry")

@@ -175,6 +175,28 @@ def test_background_compaction(root: str) -> None:
     assert ids(read_predictions(root, "iris")) == ["req-0"]
 
 
+def test_compaction_in_a_low_priority_child_process(root: str) -> None:
+    import os
+    import time
+
+    import psutil
+
+    log = PredictionLog(root, roll_interval=0.0, compact_interval=0.05, compact_in="process")
+    assert log._compactor is not None
+    child = psutil.Process(log._compactor.process.pid)
+    assert child.pid != os.getpid()
+    for i in range(3):
+        log.append(record(i))
+    deadline = time.monotonic() + 60  # the child starts an interpreter first
+    while not list(Path(root).rglob("*.parquet")):
+        assert time.monotonic() < deadline, "the compactor process never compacted"
+        time.sleep(0.02)
+    assert child.nice() == 19
+    log.close()
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+    assert sorted(ids(read_predictions(root, "iris"))) == ["req-0", "req-1", "req-2"]
+
+
 def test_bad_deployment_names_and_closed_logs(log: PredictionLog, root: str) -> None:
     with pytest.raises(InvalidInput, match=r"deployment name '\.\./x' is not valid"):
         log.append(record(0, deployment="../x"))

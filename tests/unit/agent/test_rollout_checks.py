@@ -80,6 +80,17 @@ def test_latency_needs_both_the_ratio_and_the_tolerance() -> None:
     assert judge(CHECKS, metrics(latency_p99_ms=None), slow, "canary").passed
 
 
+def test_a_shadows_latency_is_not_judged_a_canarys_is() -> None:
+    """Shadows answer in batches in a low-priority process: their latency is not a
+    request's, so only canary steps judge latency."""
+    primary, slow = metrics(latency_p99_ms=2.0), metrics(latency_p99_ms=900.0)
+    shadow = judge(CHECKS, slow, primary, "shadow")
+    assert shadow.passed
+    assert shadow.figures["latency_judged"] is False
+    (breach,) = judge(CHECKS, slow, primary, "canary").breaches
+    assert "p99 latency" in breach
+
+
 def test_divergent_answers() -> None:
     skewed = metrics(output_distribution={"a": 0.9, "b": 0.1})
     verdict = judge(CHECKS, skewed, metrics(), "shadow")

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         list_triggers,
         run_due,
         save_trigger,
+        set_trigger_enabled,
     )
 
 _LAZY: dict[str, str] = {
@@ -73,6 +74,7 @@ _LAZY: dict[str, str] = {
     "retraining_pipeline": "mloop.agent._retrain",
     "rollout_events": "mloop.agent._rollouts",
     "run_agent": "mloop.agent._tick",
+    "set_trigger_enabled": "mloop.agent._triggers",
     "run_due": "mloop.agent._triggers",
     "save_plan": "mloop.agent._plan_store",
     "save_trigger": "mloop.agent._triggers",
@@ -114,6 +116,7 @@ __all__: list[str] = [
     "run_due",
     "save_plan",
     "save_trigger",
+    "set_trigger_enabled",
     "start_rollout",
     "tick",
     "write_rollout_html",

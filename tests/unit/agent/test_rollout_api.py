@@ -20,6 +20,7 @@ def test_the_agent_api() -> None:
         # retraining triggers
         "Firing", "Trigger", "apply_triggers", "delete_trigger", "fire_trigger", "get_trigger",
         "list_firings", "list_triggers", "retraining_pipeline", "run_due", "save_trigger",
+        "set_trigger_enabled",
     }  # fmt: skip
     for name in mloop.agent.__all__:
         assert getattr(mloop.agent, name) is not None

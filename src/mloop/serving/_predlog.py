@@ -14,6 +14,7 @@ power cut. A record ``append`` did not return for may be missing; it was never a
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -179,12 +180,17 @@ class PredictionLog:
             roll_only=compact_in == "process" and compact_interval is not None,
         )
         self._compactor: CompactorProcess | None = None
+        self._compactor_lock = threading.Lock()
+        self._compactor_timer: threading.Timer | None = None
         if compact_in == "process" and compact_interval is not None:
-            from mloop.serving._compactor_process import CompactorProcess
-
-            self._compactor = CompactorProcess(
-                settings, self.root_uri, str(self._log.wal_root), compact_interval
+            # Started one interval from now, not while the server itself is starting: two
+            # interpreters importing at once on a small machine slow the start of both.
+            interval = compact_interval
+            self._compactor_timer = threading.Timer(
+                interval, self._start_compactor, args=(settings, interval)
             )
+            self._compactor_timer.daemon = True
+            self._compactor_timer.start()
 
     @property
     def wal_root(self) -> Path:
@@ -233,10 +239,23 @@ class PredictionLog:
         """Move every closed segment (of any process) to Parquet; open ones stay."""
         return self._log.compact()
 
+    def _start_compactor(self, settings: Settings, interval: float) -> None:
+        from mloop.serving._compactor_process import CompactorProcess
+
+        with self._compactor_lock:
+            if self._compactor_timer is not None:  # not closed meanwhile
+                self._compactor = CompactorProcess(
+                    settings, self.root_uri, str(self._log.wal_root), interval
+                )
+
     def close(self, *, compact: bool = True) -> None:
         """Flush and compact everything; appends after this raise ``ConfigError``."""
-        if self._compactor is not None:
-            self._compactor.close()
+        with self._compactor_lock:
+            if self._compactor_timer is not None:
+                self._compactor_timer.cancel()
+                self._compactor_timer = None
+            if self._compactor is not None:
+                self._compactor.close()
         self._log.close(compact=compact)
 
     def __enter__(self) -> PredictionLog:

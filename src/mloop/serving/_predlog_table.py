@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -235,6 +234,8 @@ def read_table(
             pieces.append(spec.conform(part))
     table = pa.concat_tables(pieces) if pieces else spec.schema.empty_table()
     table = _between(table, since_ms, until_ms)
+    import polars as pl  # only readers need it: a server starts without it
+
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.unique(subset="record_id", keep="first", maintain_order=True)

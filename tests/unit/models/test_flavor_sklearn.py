@@ -88,8 +88,36 @@ def test_the_file_is_skops_not_pickle(tmp_path: Path, iris_forest: Any) -> None:
 def test_trusted_types_passed_to_skops_come_from_our_list(tmp_path: Path, iris_forest: Any) -> None:
     save_model(iris_forest, tmp_path / "pkg")
     trusted = trusted_types_for(tmp_path / "pkg" / "model.skops")
-    assert trusted == ["sklearn.tree._tree.Tree"]
+    # what skops did not trust by itself, each on our list (skops imported by mloop trusts
+    # no estimator by default; imported before, by someone else, it trusts the public ones)
+    named = {
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+    }
+    assert "sklearn.tree._tree.Tree" in trusted
+    assert set(trusted) <= named
     assert set(trusted) <= allowed_type_names()
+
+
+def test_the_public_estimator_check_agrees_with_scikit_learns_list() -> None:
+    from sklearn.utils import all_estimators
+
+    from mloop.models._flavors._skops_allowlist import is_allowed_type
+
+    for _, cls in all_estimators():
+        assert is_allowed_type(f"{cls.__module__}.{cls.__qualname__}"), cls
+    for name in (
+        "sklearn.base.BaseEstimator",  # the base, not an estimator
+        "sklearn.utils._testing.MinimalClassifier",  # a test helper
+        "sklearn.linear_model._logistic._logistic_regression_path",  # a function
+        "sklearn.linear_model._base.LinearModel",  # abstract
+        "sklearn.linear_model._logistic.LogisticRegressionX",  # no such class
+        "os.system",
+        "sklearn..LogisticRegression",
+        "sklearn.linear_model._logistic.__class__",
+    ):
+        assert not is_allowed_type(name), name
 
 
 def _hostile_package(tmp_path: Path, iris_forest: Any, payload: Any) -> Path:

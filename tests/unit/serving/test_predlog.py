@@ -182,15 +182,15 @@ def test_compaction_in_a_low_priority_child_process(root: str) -> None:
     import psutil
 
     log = PredictionLog(root, roll_interval=0.0, compact_interval=0.05, compact_in="process")
-    assert log._compactor is not None
-    child = psutil.Process(log._compactor.process.pid)
-    assert child.pid != os.getpid()
     for i in range(3):
         log.append(record(i))
-    deadline = time.monotonic() + 60  # the child starts an interpreter first
+    deadline = time.monotonic() + 60  # started one interval in; it starts an interpreter
     while not list(Path(root).rglob("*.parquet")):
         assert time.monotonic() < deadline, "the compactor process never compacted"
         time.sleep(0.02)
+    assert log._compactor is not None
+    child = psutil.Process(log._compactor.process.pid)
+    assert child.pid != os.getpid()
     assert child.nice() == 19
     log.close()
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mloop.errors import InvalidInput, UnsafeModel
 from mloop.models._flavors._base import Flavor, Predictor, module_of, package_file
-from mloop.models._flavors._skops_allowlist import trusted_types_for
+from mloop.models._flavors._skops_allowlist import skops_io, trusted_types_for
 
 if TYPE_CHECKING:
     from mloop.models._manifest import Manifest
@@ -28,11 +28,9 @@ class SklearnFlavor(Flavor):
         return "sklearn" in module_of(model) and hasattr(model, "predict")
 
     def save(self, model: Any, directory: Path) -> dict[str, Any]:
-        import skops.io
-
         target = directory / MODEL_FILE
         try:
-            skops.io.dump(model, target)
+            skops_io().dump(model, target)
         except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
             raise InvalidInput(
                 f"skops cannot save this {type(model).__name__}: {exc}; wrap it in a "
@@ -52,10 +50,8 @@ class SklearnFlavor(Flavor):
         }
 
     def load(self, directory: Path, manifest: Manifest) -> Predictor:
-        import skops.io
-
         path = package_file(directory, manifest, "model_file", MODEL_FILE)
-        model = skops.io.load(path, trusted=trusted_types_for(path))
+        model = skops_io().load(path, trusted=trusted_types_for(path))
         if not hasattr(model, "predict"):
             raise InvalidInput(f"{path.name} holds a {type(model).__name__}, which cannot predict")
         return model  # type: ignore[no-any-return]

@@ -87,22 +87,18 @@ def trusted_types_for(path: Path) -> list[str]:
     refused = sorted(set(_walk_schema(path)))
     if refused:
         raise _unsafe(path, refused)
-    import skops.io
-
     try:
-        untrusted = skops.io.get_untrusted_types(file=path)
+        untrusted = skops_io().get_untrusted_types(file=path)
     except Exception as exc:  # skops raises many kinds on malformed files; fail closed
         raise UnsafeModel(
             f"{path.name} could not be audited by skops ({type(exc).__name__}: {exc}); "
             "refusing to load it",
             details={"findings": [str(exc)]},
         ) from None
-    allowed = allowed_type_names()
-    refused = sorted(name for name in untrusted if name not in allowed)
+    refused = sorted(name for name in untrusted if not is_allowed_type(name))
     if refused:
         raise _unsafe(path, refused)
-    present = set(untrusted)
-    return sorted(name for name in allowed if name in present)
+    return sorted(set(untrusted))
 
 
 def _unsafe(path: Path, refused: list[str]) -> UnsafeModel:
@@ -128,7 +124,7 @@ def _walk_schema(path: Path) -> Iterator[str]:
             continue  # a reference to a node checked where it first appears
         elif loader not in _TYPE_LOADERS:
             yield f"{name} (unknown skops loader {loader!r})"
-        elif name not in allowed_type_names():
+        elif not is_allowed_type(name):
             yield name
 
 
@@ -197,8 +193,37 @@ def _type_name(cls: type) -> str:
 
 
 @functools.cache
-def allowed_type_names() -> frozenset[str]:
-    """Every type a skops file may name, by its fully qualified name."""
+def skops_io() -> Any:
+    """``skops.io``, imported without its own list of trusted estimators.
+
+    At import skops lists every scikit-learn estimator (``all_estimators``, which imports
+    every scikit-learn module: a quarter of a second at every server start) to build the
+    types it trusts by default. mloop never relies on that list: every type a file names is
+    checked against ours and exactly those are passed as ``trusted=``. So skops is imported
+    with an empty list, which only makes it report more types for us to check.
+    """
+    import sys
+
+    if "skops.io" not in sys.modules:
+        import sklearn.utils
+
+        real = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = lambda *_args, **_kwargs: []
+        try:
+            import skops.io  # noqa: F401
+        finally:
+            sklearn.utils.all_estimators = real
+    return sys.modules["skops.io"]
+
+
+def is_allowed_type(name: str) -> bool:
+    """Whether a skops file may name the type ``name`` (fully qualified)."""
+    return name in _fixed_type_names() or _is_public_estimator(name)
+
+
+@functools.cache
+def _fixed_type_names() -> frozenset[str]:
+    """Every allowed type but scikit-learn's public estimators (checked one by one)."""
     return frozenset(
         {
             *(f"builtins.{name}" for name in _BUILTINS),
@@ -208,6 +233,63 @@ def allowed_type_names() -> frozenset[str]:
             *_scipy_types(),
             *_sklearn_types(),
         }
+    )
+
+
+def allowed_type_names() -> frozenset[str]:
+    """Every type a skops file may name (imports every scikit-learn module: for tests and
+    audits, not for loading, which checks names one by one)."""
+    from sklearn.utils import all_estimators
+
+    estimators = {
+        _type_name(cls) for _, cls in all_estimators() if cls.__module__.startswith("sklearn.")
+    }
+    return _fixed_type_names() | estimators
+
+
+_IGNORED_PARTS = frozenset(
+    {"tests", "externals", "setup", "conftest", "experimental", "estimator_checks"}
+)
+
+
+@functools.cache
+def _is_public_estimator(name: str) -> bool:
+    """What ``sklearn.utils.all_estimators`` lists, decided for one name: a concrete
+    ``BaseEstimator`` subclass, public, defined in scikit-learn and exported by the public
+    package above its module. Only ``sklearn.*`` modules outside tests are imported, so
+    nothing outside scikit-learn runs; listing all estimators instead imports every
+    scikit-learn module (a quarter of a second at every server start)."""
+    import importlib
+    import inspect
+
+    module_name, _, class_name = name.rpartition(".")
+    parts = module_name.split(".")
+    if (
+        parts[0] != "sklearn"
+        or not class_name.isidentifier()
+        or class_name.startswith("_")
+        or any(part in _IGNORED_PARTS or not part.isidentifier() for part in parts)
+    ):
+        return False
+    try:
+        found = getattr(importlib.import_module(module_name), class_name, None)
+        public = ".".join(
+            parts[: next((i for i, p in enumerate(parts) if p.startswith("_")), len(parts))]
+        )
+        exported = getattr(importlib.import_module(public), class_name, None)
+    except ImportError:
+        return False
+    from sklearn.base import BaseEstimator
+
+    if not isinstance(found, type):
+        return False
+    cls: type = found
+    return (
+        cls is exported
+        and _type_name(cls) == name
+        and issubclass(cls, BaseEstimator)
+        and cls is not BaseEstimator
+        and not inspect.isabstract(cls)
     )
 
 
@@ -254,12 +336,8 @@ def _sklearn_types() -> set[str]:
     from sklearn.metrics._dist_metrics import DistanceMetric
     from sklearn.neighbors import BallTree, KDTree
     from sklearn.tree._tree import Tree
-    from sklearn.utils import all_estimators
 
-    names = {
-        _type_name(cls) for _, cls in all_estimators() if cls.__module__.startswith("sklearn.")
-    }
-    names.update(_type_name(cls) for cls in (Tree, _BinMapper, KDTree, BallTree))
+    names = {_type_name(cls) for cls in (Tree, _BinMapper, KDTree, BallTree)}
     for module, base in (
         (loss, loss.BaseLoss),
         (link, link.BaseLink),

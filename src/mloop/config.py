@@ -105,6 +105,16 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'mloop.db').absolute()}"
 
     @property
+    def metadata_uri(self) -> str:
+        """The metadata store everything on this side of the wire uses: the tracking URI
+        when that is a database URI (so runs, models and datasets share one lineage graph),
+        else ``resolved_db_uri``."""
+        uri = self.tracking_uri
+        if not uri or uri.startswith(("http://", "https://")):
+            return self.resolved_db_uri
+        return uri
+
+    @property
     def resolved_artifact_uri(self) -> str:
         """The artifact store root: ``artifact_uri`` or a folder inside ``home``."""
         if self.artifact_uri:

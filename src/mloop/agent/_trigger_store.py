@@ -9,8 +9,8 @@ transaction holding the registry lock, with the audit entry inside it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -75,21 +75,11 @@ class Event:
     params: dict[str, Any]
 
 
-@contextmanager
 def store_for(
     settings: Settings | None, store: MetadataStore | None = None
-) -> Iterator[MetadataStore]:
+) -> AbstractContextManager[MetadataStore]:
     """``store``, the store ``settings`` name, or the configured one."""
-    if store is not None or settings is None:
-        with connect(store) as db:
-            yield db
-        return
-    from mloop.registry._db import _open
-
-    uri = settings.tracking_uri
-    if not uri or uri.startswith(("http://", "https://")):
-        uri = settings.resolved_db_uri
-    yield _open(uri)
+    return connect(store, settings)
 
 
 def authorize_triggers(actor: Actor) -> None:

@@ -681,11 +681,8 @@ def open_registry(settings: Settings | None = None) -> Iterator[DatasetRegistry]
     run lineage share one store), else ``MLOOP_DB_URI`` / the embedded SQLite file.
     """
     settings = settings or get_settings()
-    uri = settings.tracking_uri
-    if not uri or uri.startswith(("http://", "https://")):
-        uri = settings.resolved_db_uri
     artifacts = artifact_store_for(settings)
-    registry = DatasetRegistry(open_store(uri), artifacts, settings=settings)
+    registry = DatasetRegistry(open_store(settings.metadata_uri), artifacts, settings=settings)
     try:
         yield registry
     finally:

@@ -7,8 +7,8 @@ other never duplicate a row; rule changes are in the audit log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -35,21 +35,11 @@ RULES = cast(Table, MonitorAlertRule.__table__)
 ALERTS = cast(Table, MonitorAlert.__table__)
 
 
-@contextmanager
 def store_for(
     settings: Settings | None, store: MetadataStore | None = None
-) -> Iterator[MetadataStore]:
+) -> AbstractContextManager[MetadataStore]:
     """``store``, the store ``settings`` name, or the configured one."""
-    if store is not None or settings is None:
-        with connect(store) as db:
-            yield db
-        return
-    from mloop.registry._db import _open
-
-    uri = settings.tracking_uri
-    if not uri or uri.startswith(("http://", "https://")):
-        uri = settings.resolved_db_uri
-    yield _open(uri)
+    return connect(store, settings)
 
 
 # -- windows ----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import TypeVar, cast
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from mloop.config import get_settings
+from mloop.config import Settings, get_settings
 from mloop.errors import Conflict
 from mloop.registry import _roles
 from mloop.registry._entities import Principal
@@ -50,21 +50,16 @@ _PG_REGISTRY_LOCK = 0x6D6C6F6F7072  # "mloopr"
 
 
 @contextmanager
-def connect(store: MetadataStore | None = None) -> Iterator[MetadataStore]:
-    """``store`` itself, or the configured metadata store.
-
-    The configured store is the tracking URI when that is a database URI (so models, runs
-    and datasets share one lineage graph), else ``MLOOP_DB_URI`` / the embedded SQLite.
-    It stays open for the next call (see :func:`_open`).
-    """
+def connect(
+    store: MetadataStore | None = None, settings: Settings | None = None
+) -> Iterator[MetadataStore]:
+    """``store`` itself, or the metadata store ``settings`` (default: the configured ones)
+    name (:attr:`Settings.metadata_uri`). It stays open for the next call (see
+    :func:`_open`)."""
     if store is not None:
         yield store
         return
-    settings = get_settings()
-    uri = settings.tracking_uri
-    if not uri or uri.startswith(("http://", "https://")):
-        uri = settings.resolved_db_uri
-    yield _open(uri)
+    yield _open((settings or get_settings()).metadata_uri)
 
 
 _opened: OrderedDict[tuple[int, str], MetadataStore] = OrderedDict()

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import mloop
+from mloop._uvicorn_thread import serve_in_thread
 from mloop.config import get_settings
 from mloop.serving import create_app, create_deployment, read_predictions, update_deployment
 
@@ -29,33 +29,10 @@ START_TIMEOUT = 20.0
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
     """Serve ``app`` (lifespan on: the revision poller runs) on a free port; yield its URL."""
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=0,
-        log_config=None,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        ws="none",
-        timeout_graceful_shutdown=5,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="mloop-serving-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            thread.join(timeout=5)
-            raise RuntimeError("the inference server did not start")
-        time.sleep(0.005)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serve_in_thread(
+        app, lifespan="on", start_timeout=START_TIMEOUT, stop_timeout=15, name="mloop-serving-test"
+    ) as url:
+        yield url
 
 
 def iris_models() -> tuple[np.ndarray[Any, Any], list[LogisticRegression]]:

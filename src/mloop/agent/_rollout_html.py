@@ -9,12 +9,11 @@ so the file can be attached to an incident ticket or opened offline.
 
 from __future__ import annotations
 
-import html
-import io
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from mloop._html import BASE_STYLE, escape, figure_svg, utc_time
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,43 +21,18 @@ if TYPE_CHECKING:
     from mloop.agent._rollout_store import Rollout, RolloutEvent
 
 CANDIDATE, PRIMARY, LIMIT = "#3b6fd8", "#e8731a", "#b00020"
-_METADATA = re.compile(r"<metadata>.*?</metadata>", re.DOTALL)
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1100px}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}
-th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+_STYLE = (
+    BASE_STYLE
+    + """
 .state{padding:.5rem 1rem;border-radius:6px;font-weight:600;display:inline-block}
 .succeeded{background:#e6f4ea;color:#1e6b34}.running{background:#eef1f6;color:#333}
 .rolled_back,.aborted{background:#fff4e5;color:#8a5300}.failed{background:#fdecea;color:#b00020}
-.plots{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0}
-.note{color:#555;font-size:.85rem}
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _time(ms: int | None) -> str:
-    from datetime import UTC, datetime
-
-    if ms is None:
-        return "–"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+)
 
 
 def _svg(draw: Callable[[Axes], None]) -> str:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(4.6, 2.6), dpi=100)
-    draw(figure.add_subplot())
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return _METADATA.sub("", text[text.index("<svg") :])
+    return figure_svg(draw, 4.6, 2.6)
 
 
 def _evidence(rollout: Rollout, events: Sequence[RolloutEvent]) -> list[tuple[str, dict[str, Any]]]:
@@ -180,26 +154,26 @@ def render(rollout: Rollout, events: Sequence[RolloutEvent]) -> str:
         ]
     figures = "".join(f"<figure>{p}</figure>" for p in plots if p is not None)
     rows = "".join(
-        f"<tr><td class='num'>{e.seq}</td><td>{_time(e.at_ms)}</td><td>{_e(e.kind)}</td>"
-        f"<td>{_e(e.actor)}</td><td>{_e(e.message)}</td></tr>"
+        f"<tr><td class='num'>{e.seq}</td><td>{utc_time(e.at_ms)}</td><td>{escape(e.kind)}</td>"
+        f"<td>{escape(e.actor)}</td><td>{escape(e.message)}</td></tr>"
         for e in events
     )
     steps = " → ".join(
         ("<b>" if n == rollout.step else "")
-        + _e(s.describe() + (f" {s.window}" if s.window else ""))
+        + escape(s.describe() + (f" {s.window}" if s.window else ""))
         + ("</b>" if n == rollout.step else "")
         for n, s in enumerate(rollout.plan.steps)
     )
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Rollout {_e(rollout.id)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>Rollout of {_e(rollout.candidate)} on {_e(rollout.deployment)}</h1>",
-        f"<p><span class='state {_e(rollout.state)}'>{_e(rollout.state.replace('_', ' '))}"
-        f"</span> {_e(rollout.reason or '')}</p>",
-        f"<p>Primary {_e(rollout.primary)} · started {_time(rollout.created_ms)} by "
-        f"{_e(rollout.created_by)} · finished {_time(rollout.finished_ms)} · rollout "
-        f"<code>{_e(rollout.id)}</code></p>",
-        f"<p>Plan{' ' + _e(rollout.plan_name) if rollout.plan_name else ''}: {steps}</p>",
+        f"<title>Rollout {escape(rollout.id)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>Rollout of {escape(rollout.candidate)} on {escape(rollout.deployment)}</h1>",
+        f"<p><span class='state {escape(rollout.state)}'>{escape(rollout.state.replace('_', ' '))}"
+        f"</span> {escape(rollout.reason or '')}</p>",
+        f"<p>Primary {escape(rollout.primary)} · started {utc_time(rollout.created_ms)} by "
+        f"{escape(rollout.created_by)} · finished {utc_time(rollout.finished_ms)} · rollout "
+        f"<code>{escape(rollout.id)}</code></p>",
+        f"<p>Plan{' ' + escape(rollout.plan_name) if rollout.plan_name else ''}: {steps}</p>",
         "<h2>Candidate against primary, step by step</h2>",
         f"<div class='plots'>{figures}</div>"
         if figures
@@ -207,7 +181,7 @@ def render(rollout: Rollout, events: Sequence[RolloutEvent]) -> str:
         "<h2>History</h2><table><tr><th>#</th><th>When</th><th>What</th><th>By</th>"
         f"<th>Detail</th></tr>{rows}</table>",
         "<p class='note'>Every step is also a revision of the deployment: "
-        f"<code>mloop deploy history {_e(rollout.deployment)}</code>.</p></body></html>",
+        f"<code>mloop deploy history {escape(rollout.deployment)}</code>.</p></body></html>",
     ]
     return "".join(parts)
 

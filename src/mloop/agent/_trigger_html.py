@@ -9,16 +9,14 @@ fetched, so the file opens offline or attached to a ticket.
 
 from __future__ import annotations
 
-import html
-import io
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mloop._html import BASE_STYLE, escape, figure_svg, utc_time
 from mloop.agent._trigger_store import Firing
 
 COLORS = {
@@ -28,45 +26,29 @@ COLORS = {
     "skipped": "#9e9e9e",
     "running": "#3b6fd8",
 }
-_METADATA = re.compile(r"<metadata>.*?</metadata>", re.S)
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.85rem}
-th,td{padding:.3rem .6rem;border-bottom:1px solid #ddd;text-align:left;vertical-align:top}
-.note{color:#555;font-size:.85rem}
+_STYLE = (
+    BASE_STYLE
+    + """
 .s{font-weight:600}
-""" + "".join(f".{status}{{color:{color}}}" for status, color in COLORS.items())
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
-
-
-def _time(ms: int | None) -> str:
-    if ms is None:
-        return "–"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+"""
+    + "".join(f".{status}{{color:{color}}}" for status, color in COLORS.items())
+)
 
 
 def timeline_svg(firings: Sequence[Firing]) -> str:
     """Firings on a time axis, one row per trigger, coloured by outcome."""
-    import matplotlib
-    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     names = sorted({f.trigger for f in firings})
     rows = {name: n for n, name in enumerate(names)}
-    with matplotlib.rc_context({"svg.fonttype": "none", "font.size": 8}):
-        figure = Figure(figsize=(8.0, 0.6 + 0.4 * max(len(names), 2)), dpi=100)
-        axes = figure.add_subplot()
+
+    def draw(axes: Any) -> None:
         for firing in firings:
             end_ms = firing.finished_ms if firing.finished_ms is not None else firing.fired_ms
-            start, end = firing.fired_ms, end_ms
             color = COLORS.get(firing.status, "#444444")
             y = rows[firing.trigger]
-            axes.plot([start, end], [y, y], color=color, linewidth=4, alpha=0.5)
-            axes.plot([start], [y], marker="o", color=color, markersize=6)
+            axes.plot([firing.fired_ms, end_ms], [y, y], color=color, linewidth=4, alpha=0.5)
+            axes.plot([firing.fired_ms], [y], marker="o", color=color, markersize=6)
         axes.set_yticks(range(len(names)), names)
         axes.set_ylim(-0.7, len(names) - 0.3)
         _time_ticks(axes, [f.fired_ms for f in firings] + [f.finished_ms or 0 for f in firings])
@@ -80,11 +62,8 @@ def timeline_svg(firings: Sequence[Firing]) -> str:
             bbox_to_anchor=(1.0, 1.0),
             frameon=False,
         )
-        figure.tight_layout()
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return _METADATA.sub("", text[text.index("<svg") :])
+
+    return figure_svg(draw, 8.0, 0.6 + 0.4 * max(len(names), 2), font_size=8)
 
 
 def _time_ticks(axes: Any, times: Sequence[int]) -> None:
@@ -104,9 +83,9 @@ def _time_ticks(axes: Any, times: Sequence[int]) -> None:
 def render(firings: Sequence[Firing], *, title: str = "Trigger firings") -> str:
     """The whole page: the timeline, then every firing newest first."""
     rows = "".join(
-        f"<tr><td>{_time(f.fired_ms)}</td><td>{_e(f.trigger)}</td><td>{_e(f.event_key)}</td>"
-        f"<td class='s {_e(f.status)}'>{_e(f.status)}</td><td>{_e(f.reason or '')}</td>"
-        f"<td><code>{_e(f.execution_id or '')}</code></td><td>{_e(f.fired_by)}</td></tr>"
+        f"<tr><td>{utc_time(f.fired_ms)}</td><td>{escape(f.trigger)}</td><td>{escape(f.event_key)}</td>"
+        f"<td class='s {escape(f.status)}'>{escape(f.status)}</td><td>{escape(f.reason or '')}</td>"
+        f"<td><code>{escape(f.execution_id or '')}</code></td><td>{escape(f.fired_by)}</td></tr>"
         for f in sorted(firings, key=lambda f: (f.fired_ms, f.id), reverse=True)
     )
     body = (
@@ -119,8 +98,8 @@ def render(firings: Sequence[Firing], *, title: str = "Trigger firings") -> str:
     )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{_e(title)}</h1>{body}"
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{escape(title)}</h1>{body}"
         "<p class='note'>A stopped firing's reason is the pipeline's own (a refused gate, "
         "anomalous data); <code>mloop pipeline show ID</code> shows its steps.</p>"
         "</body></html>"

@@ -8,12 +8,11 @@ the overall metrics, where improvement is worth most, the slices, fairness, robu
 
 from __future__ import annotations
 
-import html
-import io
 import math
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from mloop._html import BASE_STYLE, escape, figure_svg
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,26 +21,15 @@ if TYPE_CHECKING:
 
 CANDIDATE, BASELINE, REFERENCE = "#3b6fd8", "#e8731a", "#555555"
 MAX_SLICE_BARS = 40
-_METADATA = re.compile(r"<metadata>.*?</metadata>", re.DOTALL)  # RDF naming matplotlib
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222;max-width:1100px}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}
-th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
+_STYLE = (
+    BASE_STYLE
+    + """
 .verdict{padding:.6rem 1rem;border-radius:6px;font-weight:600;display:inline-block}
 .blessed{background:#e6f4ea;color:#1e6b34}.refused{background:#fdecea;color:#b00020}
 .nogate{background:#eef1f6;color:#333}
 .rare{color:#9a6700}.bad{color:#b00020}.good{color:#2e7d32}
-.note{color:#555;font-size:.85rem}
-.plots{display:flex;flex-wrap:wrap;gap:1rem}
-figure{margin:0}
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value))
+)
 
 
 def _fmt(value: float | None) -> str:
@@ -51,16 +39,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _svg(width: float, height: float, draw: Callable[[Axes], None]) -> str:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    axes = figure.add_subplot()
-    draw(axes)
-    figure.tight_layout()
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return _METADATA.sub("", text[text.index("<svg") :])
+    return figure_svg(draw, width, height)
 
 
 def render(report: EvaluationReport) -> str:
@@ -71,8 +50,8 @@ def render(report: EvaluationReport) -> str:
         plots = _plots(report)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Evaluation {_e(report.id)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>Evaluation of {_e(report.candidate['uri'])}</h1>",
+        f"<title>Evaluation {escape(report.id)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>Evaluation of {escape(report.candidate['uri'])}</h1>",
         _verdict(report),
         _summary(report),
         _overall(report),
@@ -89,10 +68,12 @@ def render(report: EvaluationReport) -> str:
 
 def _verdict(report: EvaluationReport) -> str:
     css = {True: "blessed", False: "refused", None: "nogate"}[report.blessed]
-    gate = f" by gate {_e(report.gate_name)}" if report.gate_name else ""
-    text = f"<p class='verdict {css}'>{_e(report.verdict.upper())}{gate}</p>"
+    gate = f" by gate {escape(report.gate_name)}" if report.gate_name else ""
+    text = f"<p class='verdict {css}'>{escape(report.verdict.upper())}{gate}</p>"
     if report.reasons:
-        text += "<ul>" + "".join(f"<li class='bad'>{_e(r)}</li>" for r in report.reasons) + "</ul>"
+        text += (
+            "<ul>" + "".join(f"<li class='bad'>{escape(r)}</li>" for r in report.reasons) + "</ul>"
+        )
     return text
 
 
@@ -113,7 +94,7 @@ def _summary(report: EvaluationReport) -> str:
         ),
         ("evaluation id", report.id),
     ]
-    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
 
@@ -124,7 +105,7 @@ def _overall(report: EvaluationReport) -> str:
     rows = []
     for name, value in report.overall.items():
         row = (
-            f"<tr><td>{_e(name)}</td><td class='num'>{_fmt(value.value)}</td>"
+            f"<tr><td>{escape(name)}</td><td class='num'>{_fmt(value.value)}</td>"
             f"<td class='num'>{_fmt(value.low)} – {_fmt(value.high)}</td>"
         )
         if report.baseline_overall and name in report.baseline_overall:
@@ -142,15 +123,15 @@ def _priorities(report: EvaluationReport) -> str:
     if not report.priorities:
         return ""
     rows = "".join(
-        f"<tr><td>{_e(p['slice'])}</td><td class='num'>{p['count']}</td>"
+        f"<tr><td>{escape(p['slice'])}</td><td class='num'>{p['count']}</td>"
         f"<td class='num'>{p['share']:.1%}</td><td class='num'>{_fmt(p['candidate'])}</td>"
         f"<td class='num'>{_fmt(p['reference'])}</td><td class='num'>{_fmt(p['gap'])}</td>"
         f"<td class='num'>{_fmt(p['weighted_gap'])}</td></tr>"
         for p in report.priorities[:20]
     )
     return (
-        f"<h2>Where improvement is worth most ({_e(report.metric)})</h2>"
-        f"<p class='note'>Gap to the reference ({_e(report.reference_source)}) weighted by the "
+        f"<h2>Where improvement is worth most ({escape(report.metric)})</h2>"
+        f"<p class='note'>Gap to the reference ({escape(report.reference_source)}) weighted by the "
         "slice's share of rows; positive means the candidate is behind.</p>"
         "<table><tr><th>slice</th><th>rows</th><th>share</th><th>candidate</th>"
         f"<th>reference</th><th>gap</th><th>weighted gap</th></tr>{rows}</table>"
@@ -172,7 +153,7 @@ def _slices(report: EvaluationReport) -> str:
             else f"<td class='num'>{_fmt(s.baseline[metric].value)}</td><td class='num'>{_fmt(delta)}</td>"
         )
         rows.append(
-            f"<tr><td>{_e(s.key)}{rare}</td><td class='num'>{s.count}</td>"
+            f"<tr><td>{escape(s.key)}{rare}</td><td class='num'>{s.count}</td>"
             f"<td class='num'>{_fmt(value.value)}</td>"
             f"<td class='num'>{_fmt(value.low)} – {_fmt(value.high)}</td>{base}</tr>"
         )
@@ -181,7 +162,7 @@ def _slices(report: EvaluationReport) -> str:
         head += "<th>baseline</th><th>Δ</th>"
     rare_rows = report.settings.get("min_slice_rows")
     return (
-        f"<h2>Slices ({_e(metric)})</h2><p class='note'>Slices under {rare_rows} rows are "
+        f"<h2>Slices ({escape(metric)})</h2><p class='note'>Slices under {rare_rows} rows are "
         f"marked rare: reported, with wide intervals, not hidden.</p>"
         f"<table>{head}</tr>{''.join(rows)}</table>"
     )
@@ -193,12 +174,12 @@ def _fairness(report: EvaluationReport) -> str:
     parts = ["<h2>Fairness</h2>"]
     for result in report.fairness:
         parts.append(
-            f"<p>Across <b>{_e(result.feature)}</b>: demographic-parity difference "
+            f"<p>Across <b>{escape(result.feature)}</b>: demographic-parity difference "
             f"{_fmt(result.demographic_parity_difference)}, equalized-odds difference "
             f"{_fmt(result.equalized_odds_difference)}</p>"
         )
         rows = "".join(
-            f"<tr><td>{_e(name)}</td><td class='num'>{g.count}</td>"
+            f"<tr><td>{escape(name)}</td><td class='num'>{g.count}</td>"
             f"<td class='num'>{_fmt(g.selection_rate)}</td><td class='num'>{_fmt(g.tpr)}</td>"
             f"<td class='num'>{_fmt(g.fpr)}</td></tr>"
             for name, g in result.groups.items()
@@ -214,13 +195,13 @@ def _robustness(report: EvaluationReport) -> str:
     if not report.robustness and report.backdoor is None:
         return ""
     rows = "".join(
-        f"<tr><td>{_e(c.description)}</td><td class='num'>{_fmt(c.clean)}</td>"
+        f"<tr><td>{escape(c.description)}</td><td class='num'>{_fmt(c.clean)}</td>"
         f"<td class='num'>{_fmt(c.perturbed)}</td><td class='num'>{_fmt(c.drop)}</td>"
-        f"<td>{_e(c.error or '')}</td></tr>"
+        f"<td>{escape(c.error or '')}</td></tr>"
         for c in report.robustness
     )
     text = (
-        f"<h2>Robustness ({_e(report.metric)})</h2><table><tr><th>perturbation</th><th>clean</th>"
+        f"<h2>Robustness ({escape(report.metric)})</h2><table><tr><th>perturbation</th><th>clean</th>"
         f"<th>perturbed</th><th>drop</th><th>error</th></tr>{rows}</table>"
     )
     if report.backdoor is not None:
@@ -231,7 +212,7 @@ def _robustness(report: EvaluationReport) -> str:
             else f" (baseline: {probe.baseline_flip_rate:.1%})"
         )
         text += (
-            f"<p>Backdoor probe: stamping {_e(probe.trigger)} on {probe.rows} rows flips "
+            f"<p>Backdoor probe: stamping {escape(probe.trigger)} on {probe.rows} rows flips "
             f"<b>{probe.flip_rate:.1%}</b> of the candidate's answers{base}.</p>"
         )
     return text
@@ -240,14 +221,14 @@ def _robustness(report: EvaluationReport) -> str:
 def _notes(report: EvaluationReport) -> str:
     if not report.notes:
         return ""
-    return "<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>"
+    return "<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in report.notes) + "</ul>"
 
 
 # -- plots ------------------------------------------------------------------------------------
 
 
 def _figure(title: str, svg: str) -> str:
-    return f"<figure><figcaption>{_e(title)}</figcaption>{svg}</figure>"
+    return f"<figure><figcaption>{escape(title)}</figcaption>{svg}</figure>"
 
 
 def _plots(report: EvaluationReport) -> str:

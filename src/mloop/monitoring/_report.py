@@ -6,13 +6,12 @@ fetched — so it can be attached to a ticket or opened offline, like the drift 
 
 from __future__ import annotations
 
-import html
-import io
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from mloop._html import BASE_STYLE, escape, figure_svg
 from mloop.monitoring._alerts import metric_value
 from mloop.monitoring._store import Alert, StoredWindow
 
@@ -29,14 +28,12 @@ SERIES: tuple[tuple[str, str, str], ...] = (
     ("output_drift", "output drift", "Jensen-Shannon distance of the answers vs the previous window"),
 )  # fmt: skip
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:2rem}
-table{border-collapse:collapse;font-size:.9rem}
-th,td{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}
+_STYLE = (
+    BASE_STYLE
+    + """
 .firing{color:#b00020;font-weight:600}.resolved{color:#2e7d32}
-.note{color:#555;font-size:.85rem}
 """
+)
 
 
 def series(windows: Sequence[StoredWindow], metric: str) -> list[float | None]:
@@ -74,40 +71,33 @@ def _days(ms: int) -> float:
 def _figure_svg(
     windows: Sequence[StoredWindow], metric: str, title: str, alerts: Sequence[Alert]
 ) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
     times = [_days(w.start_ms) for w in windows]
     values = [math.nan if v is None else v for v in series(windows, metric)]
-    figure = Figure(figsize=(7.5, 2.2), dpi=96)
-    axes = figure.add_subplot()
-    axes.plot(times, values, marker="o", markersize=3, linewidth=1.2, color="#3b6fd8")
-    if metric == "latency_p50_ms":
-        p99 = [math.nan if v is None else v for v in series(windows, "latency_p99_ms")]
-        axes.plot(times, p99, marker="o", markersize=3, linewidth=1.2, color="#e8731a", label="p99")
-        axes.legend(loc="upper left", fontsize=8, frameon=False)
-    for alert in alerts:
-        if alert.metric == metric:
-            axes.axhline(alert.threshold, color="#b00020", linewidth=0.8, linestyle="--")
-            axes.axvspan(
-                _days(alert.window_start_ms),
-                _days(alert.last_window_end_ms),
-                color="#b00020",
-                alpha=0.08,
+
+    def draw(axes: Any) -> None:
+        axes.plot(times, values, marker="o", markersize=3, linewidth=1.2, color="#3b6fd8")
+        if metric == "latency_p50_ms":
+            p99 = [math.nan if v is None else v for v in series(windows, "latency_p99_ms")]
+            axes.plot(
+                times, p99, marker="o", markersize=3, linewidth=1.2, color="#e8731a", label="p99"
             )
-    axes.xaxis_date()
-    axes.set_title(title, fontsize=10, loc="left")
-    axes.tick_params(labelsize=8)
-    axes.grid(alpha=0.3)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text stays text: a smaller page
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
+            axes.legend(loc="upper left", fontsize=8, frameon=False)
+        for alert in alerts:
+            if alert.metric == metric:
+                axes.axhline(alert.threshold, color="#b00020", linewidth=0.8, linestyle="--")
+                axes.axvspan(
+                    _days(alert.window_start_ms),
+                    _days(alert.last_window_end_ms),
+                    color="#b00020",
+                    alpha=0.08,
+                )
+        axes.xaxis_date()
+        axes.set_title(title, fontsize=10, loc="left")
+        axes.tick_params(labelsize=8)
+        axes.grid(alpha=0.3)
+        axes.figure.autofmt_xdate()
+
+    return figure_svg(draw, 7.5, 2.2, dpi=96)
 
 
 def render_html(
@@ -117,15 +107,15 @@ def render_html(
     shaded), then the alerts and the newest window's drift details."""
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>Monitoring: {html.escape(deployment)}</title><style>{_STYLE}</style></head><body>",
-        f"<h1>Monitoring: {html.escape(deployment)}</h1>",
+        f"<title>Monitoring: {escape(deployment)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>Monitoring: {escape(deployment)}</h1>",
     ]
     if not windows:
         parts.append("<p>No monitored windows yet: run <code>mloop monitor run</code>.</p>")
     else:
         first, last = windows[0], windows[-1]
         parts.append(
-            f"<p class='note'>{len(windows)} windows of {html.escape(window)}, "
+            f"<p class='note'>{len(windows)} windows of {escape(window)}, "
             f"{_time(first.start_ms):%Y-%m-%d %H:%M} to {_time(last.end_ms):%Y-%m-%d %H:%M} UTC"
             "</p>"
         )
@@ -134,9 +124,9 @@ def render_html(
                 continue  # drawn with p50
             if all(v is None for v in series(windows, metric)):
                 continue
-            parts.append(f"<h2>{html.escape(title)}</h2>")
+            parts.append(f"<h2>{escape(title)}</h2>")
             if note:
-                parts.append(f"<p class='note'>{html.escape(note)}</p>")
+                parts.append(f"<p class='note'>{escape(note)}</p>")
             parts.append(_figure_svg(windows, metric, title, alerts))
         parts.append(_drift_table(last))
     parts.append("<h2>Alerts</h2>")
@@ -146,9 +136,9 @@ def render_html(
         parts.append("<table><tr><th>state</th><th>rule</th><th>fired</th><th>message</th></tr>")
         for alert in alerts:
             parts.append(
-                f"<tr><td class='{alert.state}'>{alert.state}</td><td>{html.escape(alert.rule)}"
+                f"<tr><td class='{alert.state}'>{alert.state}</td><td>{escape(alert.rule)}"
                 f"</td><td>{_time(alert.fired_ms):%Y-%m-%d %H:%M}</td>"
-                f"<td>{html.escape(alert.message)}</td></tr>"
+                f"<td>{escape(alert.message)}</td></tr>"
             )
         parts.append("</table>")
     parts.append("</body></html>")
@@ -161,7 +151,7 @@ def _drift_table(window: StoredWindow) -> str:
         found: dict[str, Any] = window.metrics.get(side) or {}
         if found.get("status") != "ok":
             rows.append(
-                f"<tr><td>{side}</td><td colspan='3'>{html.escape(str(found.get('reason', '')))}"
+                f"<tr><td>{side}</td><td colspan='3'>{escape(str(found.get('reason', '')))}"
                 "</td></tr>"
             )
             continue
@@ -170,7 +160,7 @@ def _drift_table(window: StoredWindow) -> str:
             mark = "firing" if name in drifted else ""
             shown = "—" if score is None else f"{score:.4g}"
             rows.append(
-                f"<tr><td>{side}</td><td>{html.escape(name)}</td><td>{shown}</td>"
+                f"<tr><td>{side}</td><td>{escape(name)}</td><td>{shown}</td>"
                 f"<td class='{mark}'>{'drifted' if mark else ''}</td></tr>"
             )
     return (

@@ -8,8 +8,6 @@ function and renders the result: a Rich table by default, JSON on stdout with ``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -44,37 +42,11 @@ SourceOrRef = Annotated[
 ]
 
 
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A Rich progress bar on stderr (JSON on stdout stays clean), shown only on a terminal;
-    yields the ``progress(done, total)`` callback the statistics scan reports to."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    task = bar.add_task(description, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total or None)
-
-    with bar:
-        yield update
-
-
 def _statistics(source_or_ref: str) -> DatasetStatistics:
     from mloop.data._sources import load_statistics
 
-    with _progress(f"Scanning {source_or_ref}") as progress:
-        return load_statistics(source_or_ref, progress=progress)
+    with _render.progress_bar(f"Scanning {source_or_ref}") as update:
+        return load_statistics(source_or_ref, progress=lambda done, total: update(done, total))
 
 
 # -- versions ---------------------------------------------------------------------------------
@@ -108,14 +80,14 @@ def register(
     """Register SOURCE as the next version of dataset NAME (identical content: same version)."""
     from mloop.data._versions import register as register_version
 
-    with _progress(f"Registering {name}") as progress:
+    with _render.progress_bar(f"Registering {name}") as update:
         version = register_version(
             name,
             source,
             description=description,
             reference=True if reference else None,
             compute_digest=digest,
-            progress=progress,
+            progress=lambda done, total: update(done, total),
         )
     if as_json:
         _render.emit_json(version.to_dict())

@@ -8,8 +8,6 @@ aliases of a registered model only a blessed version may take.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +19,6 @@ from mloop.cli import _render
 
 if TYPE_CHECKING:
     from mloop.evaluation import EvaluationReport
-    from mloop.evaluation._evaluate import Progress
 
 REFUSED = 1
 SHOWN_SLICES = 20
@@ -33,31 +30,6 @@ def register(app: typer.Typer) -> None:
 
     app.command("evaluate")(evaluate)
     app.add_typer(gates_app)
-
-
-@contextmanager
-def _progress() -> Iterator[Progress]:
-    """A Rich progress bar on stderr, shown only on a terminal (JSON on stdout stays clean)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    task = bar.add_task("evaluating", total=None)
-
-    def update(stage: str, done: int, total: int) -> None:
-        bar.update(task, description=stage, completed=done, total=total)
-
-    with bar:
-        yield update
 
 
 def _trigger(pairs: list[str]) -> dict[str, Any] | None:
@@ -165,7 +137,7 @@ def evaluate(
     """Evaluate a candidate model overall and per slice; exit 1 when the gate refuses it."""
     from mloop.evaluation import evaluate as run_evaluation
 
-    with _progress() as progress:
+    with _render.progress_bar("evaluating") as update:
         report = run_evaluation(
             candidate,
             data=data,
@@ -186,7 +158,7 @@ def evaluate(
             seed=seed,
             min_slice_rows=min_slice_rows,
             record=record,
-            progress=progress,
+            progress=lambda stage, done, total: update(done, total, stage),
         )
     if html is not None:
         report.write_html(html)

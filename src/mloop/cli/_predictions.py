@@ -8,7 +8,6 @@ import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -63,25 +62,6 @@ def _label_value(text: str) -> Any:
     """Labels typed on a command line or read from CSV: numbers become numbers (to match a
     model's numeric classes), anything else stays text."""
     return orjson.loads(text) if _NUMBER.match(text) else text
-
-
-@contextmanager
-def _spinner(description: str) -> Iterator[None]:
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    bar = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    bar.add_task(description, total=None)
-    with bar:
-        yield
 
 
 def _atomic_output(path: Path, write: Callable[[Any], None]) -> None:
@@ -144,7 +124,7 @@ def export(
             "--format parquet needs --output PATH (Parquet is not written to a terminal)"
         )
     start, end = parse_when(since, "--since"), parse_when(until, "--until")
-    with _spinner(f"Reading predictions of {deployment}"):
+    with _render.spinner(f"Reading predictions of {deployment}"):
         table = read_predictions(None, deployment, start, end)
     if format == "parquet":
         import pyarrow.parquet as pq
@@ -240,7 +220,7 @@ def feedback(
         if outcome is not None:
             item["outcome"] = outcome
         items = [item]
-    with _spinner(f"Recording {len(items)} feedback item(s)"):
+    with _render.spinner(f"Recording {len(items)} feedback item(s)"):
         count = record_feedback(None, deployment, items, actor=configured_user(), source="cli")
     _render.console().print(f"Recorded {count} feedback item(s) for {deployment}.")
 
@@ -256,7 +236,7 @@ def review_list(
     """List answers of DEPLOYMENT queued for human review."""
     from mloop.serving._review import list_review
 
-    with _spinner(f"Reading the review queue of {deployment}"):
+    with _render.spinner(f"Reading the review queue of {deployment}"):
         items = list_review(deployment, status)
     if as_json:
         _render.emit_json(

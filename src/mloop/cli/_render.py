@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich import box
 from rich.console import Console, Group
@@ -36,6 +37,58 @@ DIFF_MARK = "≠"
 def console() -> Console:
     """A console on the current stdout (looked up at print time, so tests can capture it)."""
     return Console(highlight=False)
+
+
+class ProgressUpdate(Protocol):
+    def __call__(self, done: int, total: int | None, description: str | None = None) -> None: ...
+
+
+@contextmanager
+def progress_bar(description: str) -> Iterator[ProgressUpdate]:
+    """A Rich progress bar on stderr, shown only on a terminal (JSON on stdout stays
+    clean); yields ``update(done, total, description=None)``."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int | None, description: str | None = None) -> None:
+        if description is None:
+            bar.update(task, completed=done, total=total or None)
+        else:
+            bar.update(task, completed=done, total=total or None, description=description)
+
+    with bar:
+        yield update
+
+
+@contextmanager
+def spinner(description: str) -> Iterator[Callable[[str], None]]:
+    """A Rich spinner on stderr, shown only on a terminal, for work of unknown length;
+    yields ``say(message)``, which replaces its line."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    err = Console(stderr=True)
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    task = bar.add_task(description, total=None)
+    with bar:
+        yield lambda message: bar.update(task, description=message)
 
 
 def emit_json(data: Any) -> None:

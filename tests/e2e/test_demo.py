@@ -99,19 +99,20 @@ def test_quick_demo_closes_the_loop_and_traces_a_prediction(
 
     # 7. The rollout is recorded, each step a deployment revision with its reason.
     (rollout,) = agent.list_rollouts("credit")
-    assert rollout.candidate == f"{MODEL}:2"
-    assert rollout.state in ("succeeded", "rolled_back")
-    reasons = [d.reason or "" for d in deployment_history("credit")]
-    assert any("shadow" in r for r in reasons[1:])
     champion = registry.resolve(MODEL, "@champion").version
+    story = _rollout_story(rollout.id, champion)
+    assert rollout.candidate == f"{MODEL}:2"
+    assert rollout.state in ("succeeded", "rolled_back"), story
+    reasons = [d.reason or "" for d in deployment_history("credit")]
+    assert any("shadow" in r for r in reasons[1:]), story
     if rollout.state == "succeeded":
-        assert result.rollout_outcome == f"promoted {MODEL}:2"
-        assert champion == 2
+        assert result.rollout_outcome == f"promoted {MODEL}:2", story
+        assert champion == 2, story
     else:
-        assert result.rollout_outcome is not None
-        assert result.rollout_outcome.startswith("rolled back")
-        assert champion == 1
-    assert result.champion == f"{MODEL}:{champion}"
+        assert result.rollout_outcome is not None, story
+        assert result.rollout_outcome.startswith("rolled back"), story
+        assert champion == 1, story
+    assert result.champion == f"{MODEL}:{champion}", story
 
     # 8. Lineage: the last answer, back to its data version and the project's commit.
     lineage = result.lineage
@@ -133,6 +134,23 @@ def test_quick_demo_closes_the_loop_and_traces_a_prediction(
     for path in result.reports.values():
         assert path.is_file()
         assert path.read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def _rollout_story(rollout_id: str, champion: int) -> str:
+    """What a failed assertion on the rollout prints: its state and reason, every event,
+    the alias moves in the audit log, and where @champion points."""
+    rollout = agent.get_rollout(rollout_id)
+    lines = [
+        f"rollout {rollout.id}: {rollout.state} ({rollout.reason}); @champion -> {champion}",
+        f"target {rollout.target}, last check {rollout.last_check}",
+    ]
+    for event in agent.rollout_events(rollout_id):
+        lines.append(f"  #{event.seq} {event.kind} at {event.at_ms}: {event.message}")
+        if event.detail.get("check"):
+            lines.append(f"      check: {event.detail['check']}")
+    for entry in reversed(registry.list_audit_log(target=f"model:{MODEL}@champion")):
+        lines.append(f"  audit {entry.action} by {entry.actor}: {entry.before} -> {entry.after}")
+    return "\n".join(lines)
 
 
 def test_cli_refuses_a_home_that_is_not_empty(

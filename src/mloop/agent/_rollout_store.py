@@ -11,6 +11,7 @@ exactly one claim succeeds; a completion whose claim was overtaken changes nothi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -307,9 +308,12 @@ def complete(
     action: str,
     now_ms: int,
     fence: Lease | None,
+    also: Callable[[Connection], object] | None = None,
 ) -> RolloutEvent:
     """Record the claimed transition: apply ``changes``, clear the target, write its event
-    and audit entry — only from the claimed version (:class:`LostRace` otherwise)."""
+    and audit entry — only from the claimed version (:class:`LostRace` otherwise). ``also``
+    writes more in the same transaction, after the version and fence checks passed (the
+    promotion's alias move): it commits with the completion or, raising, not at all."""
     seq = claimed.version + 1
 
     def work(conn: Connection) -> RolloutEvent:
@@ -323,6 +327,8 @@ def complete(
         )
         if moved.rowcount != 1:
             raise LostRace(f"rollout {claimed.id} moved on meanwhile")
+        if also is not None:
+            also(conn)
         step = int(changes.get("step", claimed.step))
         revision = changes.get("deployment_revision", claimed.deployment_revision)
         event = _append_event(

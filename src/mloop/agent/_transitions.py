@@ -7,10 +7,15 @@ exact revision (``expected_revision``): a change someone else made stops the rol
 without being overwritten (:class:`ForeignChange`), a change the deployment refuses (an
 archived version) fails it and restores the deployment (:class:`RefusedChange`), and a
 race with another agent over the same transition ends in adopting its result — so no
-revision is ever made twice.
+revision is ever made twice. The promotion's alias moves only in the transaction that
+completes the rollout as ``succeeded``, so no other ending leaves it moved.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection
 
 from mloop.agent import _rollout_store as rs
 from mloop.agent._lease import Lease
@@ -20,6 +25,9 @@ from mloop.agent._step_specs import step_spec
 from mloop.errors import Conflict
 from mloop.serving._spec import DeploymentSpec
 from mloop.store import MetadataStore
+
+if TYPE_CHECKING:
+    from mloop.registry._promotion import PreparedMove
 
 _APPLY_ATTEMPTS = 5
 _MAX_REASON = 2000
@@ -143,15 +151,30 @@ def _step(
     )
 
 
+class _AliasRefused(Exception):
+    """The registry refused the promotion's alias move inside the completing transaction
+    (which it undoes); not a :class:`Conflict`, so a lost race or fence still reads as one."""
+
+
+class _PolicyChanged(Exception):
+    """The model's trust policy changed between preparing the alias move and making it."""
+
+
 def _promote(
     db: MetadataStore, claimed: Rollout, now: int, fence: Lease | None, who: str
 ) -> list[RolloutEvent]:
     """The last step: the candidate becomes the primary and takes the plan's alias. A
     promotion the registry would refuse (a blessing the policy requires and the candidate
     lacks, missing approvals) is found before the deployment changes, and ends the rollout
-    as failed with the registry's reasons, the deployment back as it was."""
+    as failed with the registry's reasons, the deployment back as it was.
+
+    The alias moves in the very transaction that records the rollout as ``succeeded``
+    (after its version and fencing checks), never before: a promotion that loses a race
+    (a user's abort), is fenced out (a deposed leader) or dies before it is recorded has
+    moved no alias, so whatever the rollout ends as, ``@alias`` points at the candidate
+    exactly when it ``succeeded``."""
     from mloop.errors import PolicyViolation
-    from mloop.registry._promotion import promotion_blockers, set_alias
+    from mloop.registry._promotion import prepare_alias_move, promotion_blockers
 
     alias = claimed.plan.promote_alias
     model, version = claimed.candidate_model, claimed.candidate_version
@@ -166,36 +189,58 @@ def _promote(
         desired = step_spec(_base(claimed), model, version, full)
         label = f"step {n}/{n}: 100%, {model}:{version} is the primary"
         revision = _apply(db, claimed, desired, f"rollout {claimed.id} {label}", who)
-        if alias is not None:
-            if rs.version_of(db, claimed.id) != claimed.version:
-                raise LostRace(f"rollout {claimed.id} moved on meanwhile")
+        moved = f" and @{alias}" if alias else ""
+        for _ in range(_APPLY_ATTEMPTS):
             try:
-                set_alias(model, alias, version, actor=who, store=db)
+                prepared = (
+                    None if alias is None else prepare_alias_move(model, alias, version, store=db)
+                )
             except (PolicyViolation, Conflict) as exc:
                 refusal = f"promotion to @{alias} refused: {exc}"
-        if refusal is None:
-            moved = f" and @{alias}" if alias else ""
-            return [
-                rs.complete(
-                    db,
-                    claimed,
-                    {
-                        "state": "succeeded",
-                        "step": n - 1,
-                        "step_started_ms": now,
-                        "deployment_revision": revision,
-                        "reason": f"{model}:{version} is the primary{moved}",
-                        "finished_ms": now,
-                    },
-                    kind="promoted",
-                    message=f"{label}{moved} (revision {revision})",
-                    detail={"check": (claimed.target or {}).get("check"), "alias": alias},
-                    actor=who,
-                    action="rollout.promote",
-                    now_ms=now,
-                    fence=fence,
-                )
-            ]
+                break
+
+            def move_alias(conn: Connection, prepared: PreparedMove | None = prepared) -> None:
+                if prepared is None:
+                    return
+                try:
+                    if prepared.apply(conn, who) is None:
+                        raise _PolicyChanged()
+                except (PolicyViolation, Conflict) as exc:
+                    raise _AliasRefused(str(exc)) from exc
+
+            try:
+                return [
+                    rs.complete(
+                        db,
+                        claimed,
+                        {
+                            "state": "succeeded",
+                            "step": n - 1,
+                            "step_started_ms": now,
+                            "deployment_revision": revision,
+                            "reason": f"{model}:{version} is the primary{moved}",
+                            "finished_ms": now,
+                        },
+                        kind="promoted",
+                        message=f"{label}{moved} (revision {revision})",
+                        detail={"check": (claimed.target or {}).get("check"), "alias": alias},
+                        actor=who,
+                        action="rollout.promote",
+                        now_ms=now,
+                        fence=fence,
+                        also=move_alias,
+                    )
+                ]
+            except _PolicyChanged:
+                continue
+            except _AliasRefused as exc:
+                refusal = f"promotion to @{alias} refused: {exc}"
+                break
+        else:
+            raise Conflict(
+                f"the trust policy of {model!r} kept changing while rollout {claimed.id} "
+                f"promoted {model}:{version}; the next tick tries again"
+            )
     target = {"kind": "rollback", "outcome": "failed", "reason": refusal}
     reclaimed = rs.claim(db, claimed, target, now_ms=now, fence=fence)
     return [_rollback(db, reclaimed, now, fence, who)]

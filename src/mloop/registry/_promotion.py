@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection, select, update
@@ -185,23 +186,50 @@ def set_alias(
     who = actor_name(actor)
     with connect(store) as db:
         for _ in range(_POLICY_RACE_RETRIES):
-            with db.read() as conn:
-                target = load_version(conn, name, number)
-                policy = policy_in(conn, name) or TrustPolicy()
-            _refuse_archived(target, alias)
-            package = package_problems(target, policy)
+            prepared = prepare_alias_move(name, alias, number, store=db)
 
-            def work(
-                conn: Connection, policy: TrustPolicy = policy, package: list[str] = package
-            ) -> ModelVersion | None:
-                if (policy_in(conn, name) or TrustPolicy()) != policy:
-                    return None  # the policy changed meanwhile: check the package again
-                return _move(conn, who, name, alias, number, policy, package)
+            def work(conn: Connection, prepared: PreparedMove = prepared) -> ModelVersion | None:
+                return prepared.apply(conn, who)  # None: the policy changed; check again
 
             moved = write(db, work)
             if moved is not None:
                 return moved
     raise Conflict(f"the trust policy of {name!r} kept changing during the move; try again")
+
+
+@dataclass(frozen=True)
+class PreparedMove:
+    """The package half of moving an alias, checked; :meth:`apply` does the registry half
+    and the move inside a caller's write transaction (with whatever else it writes)."""
+
+    name: str
+    alias: str
+    number: int
+    policy: TrustPolicy
+    package: list[str]
+
+    def apply(self, conn: Connection, who: str) -> ModelVersion | None:
+        """Inside a write transaction holding the registry lock: move the alias (raising
+        :class:`PolicyViolation` or :class:`Conflict` as :func:`set_alias` does), or None
+        if the policy changed since it was prepared (prepare again)."""
+        if (policy_in(conn, self.name) or TrustPolicy()) != self.policy:
+            return None
+        return _move(conn, who, self.name, self.alias, self.number, self.policy, self.package)
+
+
+def prepare_alias_move(
+    name: str, alias: str, version: int | str, *, store: MetadataStore | None = None
+) -> PreparedMove:
+    """Check the package half of pointing ``alias`` at ``version`` (outside any
+    transaction: it reads the package's bytes); :class:`Conflict` for an archived version."""
+    _names.model_name(name)
+    _names.alias_name(alias)
+    number = _names.version_number(version)
+    with connect(store) as db, db.read() as conn:
+        target = load_version(conn, name, number)
+        policy = policy_in(conn, name) or TrustPolicy()
+    _refuse_archived(target, alias)
+    return PreparedMove(name, alias, number, policy, package_problems(target, policy))
 
 
 def _refuse_archived(version: ModelVersion, alias: str) -> None:

@@ -283,20 +283,6 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _jsonable(arrays: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
-    return {
-        name: (
-            [
-                v.decode("utf-8", "replace") if isinstance(v, bytes) else v
-                for v in a.reshape(-1).tolist()
-            ]
-            if a.dtype.kind in "OSU"
-            else np.ascontiguousarray(a)
-        )
-        for name, a in arrays.items()
-    }
-
-
 def _record(
     call: _Call,
     model: ServedModel,
@@ -308,7 +294,7 @@ def _record(
     role: str | None = None,
     latency_ms: float = 0.0,
 ) -> Any:
-    from mloop.serving._predlog import PredictionRecord
+    from mloop.serving._predlog import PredictionRecord, jsonable_arrays
 
     return PredictionRecord(
         request_id=call.request_id,
@@ -317,8 +303,8 @@ def _record(
         model=model.name,
         version=model.version,
         role=role or model.role,
-        inputs=_jsonable(arrays),
-        outputs=_jsonable(outputs),
+        inputs=jsonable_arrays(arrays),
+        outputs=jsonable_arrays(outputs),
         latency_ms=latency_ms,
         guards=dict(call.decisions),
         trace_id=call.span.trace_id,

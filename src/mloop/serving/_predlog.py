@@ -14,13 +14,15 @@ power cut. A record ``append`` did not return for may be missing; it was never a
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -39,6 +41,8 @@ from mloop.serving._predlog_wal import SYNC_POLICIES, SyncPolicy
 
 if TYPE_CHECKING:
     from mloop.serving._compactor_process import CompactorProcess
+
+logger = logging.getLogger("mloop.serving")
 
 FORMAT = "predictions/2"
 """``predictions/2`` added ``status`` and ``error``; ``predictions/1`` parts read as status 200."""
@@ -143,6 +147,22 @@ def wal_root(settings: Settings, wal_dir: str | Path | None) -> Path:
     return Path(wal_dir) if wal_dir is not None else (settings.home / "wal").absolute()
 
 
+def jsonable_arrays(arrays: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
+    """Tensors as a record keeps them: numeric arrays as they are (orjson writes them
+    natively), text and objects as lists of strings."""
+    return {
+        name: (
+            [
+                v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+                for v in a.reshape(-1).tolist()
+            ]
+            if a.dtype.kind in "OSU"
+            else np.ascontiguousarray(a)
+        )
+        for name, a in arrays.items()
+    }
+
+
 class PredictionLog:
     """Durable prediction records for a server process (thread-safe).
 
@@ -243,10 +263,24 @@ class PredictionLog:
         from mloop.serving._compactor_process import CompactorProcess
 
         with self._compactor_lock:
-            if self._compactor_timer is not None:  # not closed meanwhile
+            if self._compactor_timer is None:  # closed meanwhile
+                return
+            if self._compactor is None or not self._compactor.process.is_alive():
+                if self._compactor is not None:
+                    logger.warning(
+                        "the prediction log's compactor process exited (code %s); starting "
+                        "another (closed segments wait on disk meanwhile)",
+                        self._compactor.process.exitcode,
+                    )
                 self._compactor = CompactorProcess(
                     settings, self.root_uri, str(self._log.wal_root), interval
                 )
+            # look again later: a compactor that died is replaced, not silently missed
+            self._compactor_timer = threading.Timer(
+                max(interval, 5.0), self._start_compactor, args=(settings, interval)
+            )
+            self._compactor_timer.daemon = True
+            self._compactor_timer.start()
 
     def close(self, *, compact: bool = True) -> None:
         """Flush and compact everything; appends after this raise ``ConfigError``."""

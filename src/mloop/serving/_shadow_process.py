@@ -119,7 +119,14 @@ class ShadowProcess:
         """Whether the child runs, asked of the OS at most once a second (a system call)."""
         now = time.monotonic()
         if now - self._checked > 1.0:
-            self._checked, self._running = now, self.process.is_alive()
+            running = self.process.is_alive()
+            if self._running and not running:
+                log.warning(
+                    "the shadow process exited (code %s); mirrors are skipped and counted "
+                    "(role=shadow, status=503) until the server restarts",
+                    self.process.exitcode,
+                )
+            self._checked, self._running = now, running
         return self._running
 
     def _read(self) -> None:
@@ -218,7 +225,7 @@ class _Models:
 
 def _answer(work: list[Mirror], models: _Models, prediction_log: Any) -> list[Outcome]:
     """Predict every mirror (one call per model and input shape), log them in one append."""
-    from mloop.serving._predlog import PredictionRecord
+    from mloop.serving._predlog import PredictionRecord, jsonable_arrays
 
     groups: dict[tuple[str, bool], list[Mirror]] = {}
     for mirror in work:
@@ -241,8 +248,8 @@ def _answer(work: list[Mirror], models: _Models, prediction_log: Any) -> list[Ou
                 PredictionRecord(
                     request_id=mirror.request_id, time_ms=mirror.time_ms,
                     deployment=mirror.deployment, model=mirror.model, version=mirror.version,
-                    role="shadow", inputs=_jsonable(mirror.arrays),
-                    outputs=None if outputs is None else _jsonable(outputs),
+                    role="shadow", inputs=jsonable_arrays(mirror.arrays),
+                    outputs=None if outputs is None else jsonable_arrays(outputs),
                     latency_ms=seconds * 1000, guards=mirror.decisions,
                     trace_id=mirror.trace_id, status=status, error=error,
                 )
@@ -303,9 +310,3 @@ def _status(answer: Any) -> tuple[int, Any, str | None]:
     if isinstance(answer, MloopError):
         return answer.http_status, None, answer.code
     return 500, None, "INTERNAL"
-
-
-def _jsonable(arrays: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
-    from mloop.serving._pipeline import _jsonable as jsonable
-
-    return jsonable(arrays)

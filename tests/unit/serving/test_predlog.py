@@ -197,6 +197,27 @@ def test_compaction_in_a_low_priority_child_process(root: str) -> None:
     assert sorted(ids(read_predictions(root, "iris"))) == ["req-0", "req-1", "req-2"]
 
 
+def test_a_compactor_process_that_dies_is_replaced(root: str) -> None:
+    import time
+
+    log = PredictionLog(root, roll_interval=0.0, compact_interval=0.05, compact_in="process")
+    deadline = time.monotonic() + 60
+    while log._compactor is None:
+        assert time.monotonic() < deadline, "the compactor process never started"
+        time.sleep(0.02)
+    first = log._compactor.process
+    first.kill()
+    first.join(10)
+    log.append(record(7))
+    deadline = time.monotonic() + 60  # the watchdog looks every 5 s at most
+    while not list(Path(root).rglob("*.parquet")):
+        assert time.monotonic() < deadline, "nothing compacted after the compactor died"
+        time.sleep(0.05)
+    assert log._compactor.process.pid != first.pid
+    log.close()
+    assert ids(read_predictions(root, "iris")) == ["req-7"]
+
+
 def test_bad_deployment_names_and_closed_logs(log: PredictionLog, root: str) -> None:
     with pytest.raises(InvalidInput, match=r"deployment name '\.\./x' is not valid"):
         log.append(record(0, deployment="../x"))

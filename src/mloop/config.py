@@ -130,5 +130,21 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: Any) -> Settings:
-    """Read the settings now; keyword arguments win over every other source."""
-    return Settings(**overrides)
+    """Read the settings now; keyword arguments win over every other source. A value that
+    does not fit (``MLOOP_SERVER_AUTH=maybe``) is a :class:`ConfigError` naming the
+    variable, the value and what it may be."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        from mloop.errors import ConfigError
+
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            source = (
+                field if field in overrides else f"MLOOP_{field.upper()} (or {field} in mloop.toml)"
+            )
+            problems.append(f"{source}={error.get('input')!r}: {error['msg']}")
+        raise ConfigError("invalid setting: " + "; ".join(problems)) from None

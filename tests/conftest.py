@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.live_server",
     "tests.fixtures.s3",
     "tests.fixtures.redis",
+    "tests.fixtures.registry",
 ]
 
 

@@ -25,24 +25,18 @@ from mloop.serving._predlog import PredictionLog
 from mloop.store import open_store
 from mloop.store.schema import Base
 from tests.unit.monitoring.conftest import HOUR, T0, Traffic, register_training, serve_window
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-)
 
 MINE = {t.__tablename__ for t in (MonitorWindow, MonitorConfigRow, MonitorAlertRule, MonitorAlert)}
 
 
 @pytest.fixture
-def traffic(db: str) -> Iterator[Traffic]:  # noqa: F811
+def traffic(db: str) -> Iterator[Traffic]:
     log = PredictionLog(fsync="off", compact_interval=None)
     yield Traffic(log)
     log.close()
 
 
-def test_the_migration_creates_exactly_the_models(db: str) -> None:  # noqa: F811
+def test_the_migration_creates_exactly_the_models(db: str) -> None:
     store = open_store(db)
     try:
         with store.engine.connect() as conn:
@@ -87,7 +81,7 @@ def test_late_labels_on_both_backends(traffic: Traffic) -> None:
     assert window.metrics["accuracy"] is not None
 
 
-def test_rule_changes_are_audited(db: str) -> None:  # noqa: F811
+def test_rule_changes_are_audited(db: str) -> None:
     rule = {"name": "slow", "deployment": "iris", "metric": "latency_p99_ms", "threshold": 50}
     save_alert_rule(rule)
     save_alert_rule(rule)  # unchanged: no second entry

@@ -15,7 +15,6 @@ import pytest
 import mloop
 from mloop.pipelines import Resources, resume, run
 from tests.unit.pipelines import pipes
-from tests.unit.registry.conftest import _migrated_sqlite  # noqa: F401 (a fixture)
 
 try:
     import ray

@@ -16,7 +16,7 @@ from mloop.serving._deployments import create_deployment, get_deployment
 from mloop.serving._feedback import record_feedback
 from mloop.serving._predlog import PredictionLog, PredictionRecord
 from mloop.serving._spec import DeploymentSpec, Member
-from tests.unit.registry.conftest import DIGESTS
+from tests.fixtures.registry import DIGESTS
 
 T0 = 1_800_000_000_000  # 2027-01-15T08:00Z
 MINUTE = 60_000

@@ -20,18 +20,11 @@ from mloop.agent import (
 from mloop.agent._tick import release_lease
 from mloop.errors import InvalidInput
 from tests.unit.agent._rollout_world import T0, World, world_fixture  # noqa: F401 (fixtures)
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-)
 
 SECOND = 1000
 
 
-def test_renewing_keeps_the_token_and_expiry_starts_a_new_term(db: str) -> None:  # noqa: F811
+def test_renewing_keeps_the_token_and_expiry_starts_a_new_term(db: str) -> None:
     first = acquire_lease("agent", "a", 30, T0)
     assert first is not None
     assert (first.holder, first.token, first.acquired_ms, first.expires_ms) == (
@@ -56,7 +49,7 @@ def test_renewing_keeps_the_token_and_expiry_starts_a_new_term(db: str) -> None:
     assert other.token == 1
 
 
-def test_releasing_hands_over_at_once(db: str) -> None:  # noqa: F811
+def test_releasing_hands_over_at_once(db: str) -> None:
     assert acquire_lease("agent", "a", 30, T0) is not None
     assert release_lease("b") is False  # not b's to release
     assert release_lease("a") is True
@@ -65,7 +58,7 @@ def test_releasing_hands_over_at_once(db: str) -> None:  # noqa: F811
     assert (taken.holder, taken.token) == ("b", 2)
 
 
-def test_racing_agents_elect_exactly_one_per_term(db: str) -> None:  # noqa: F811
+def test_racing_agents_elect_exactly_one_per_term(db: str) -> None:
     agents, rounds = 6, 3
     won: list[list[tuple[str, int]]] = [[] for _ in range(rounds)]
     barrier = threading.Barrier(agents)
@@ -108,7 +101,7 @@ def test_a_deposed_leader_changes_nothing(world: World) -> None:
     assert (event.step, event.actor) == (1, "b")
 
 
-def test_bad_lease_arguments_are_refused(sqlite_db: str) -> None:  # noqa: F811
+def test_bad_lease_arguments_are_refused(sqlite_db: str) -> None:
     with pytest.raises(InvalidInput, match="time-to-live"):
         acquire_lease("agent", "a", 0, T0)
     with pytest.raises(InvalidInput, match="holder"):

@@ -23,7 +23,6 @@ from mloop.evaluation import get_blessing
 from mloop.models import generate_signing_key, verify_signature
 from mloop.pipelines import run
 from mloop.registry import get_model_version, list_model_versions, set_alias
-from tests.unit.registry.conftest import _migrated_sqlite, sqlite_db  # noqa: F401 (fixtures)
 
 HERE = "tests.unit.agent.test_retrain"
 PIPELINE = "mloop.agent:retraining_pipeline"  # the public reference users write
@@ -49,7 +48,7 @@ def _cancer(rows: int = 300) -> pd.DataFrame:
 
 
 @pytest.fixture
-def setup(sqlite_db: str, tmp_path: Path) -> dict[str, Any]:  # noqa: F811
+def setup(sqlite_db: str, tmp_path: Path) -> dict[str, Any]:
     key, public = generate_signing_key(tmp_path / "keys")
     gate = tmp_path / "gate.yaml"
     gate.write_text("metric: roc_auc\nmin_improvement: 0.0\nthresholds:\n  accuracy: {min: 0.8}\n")

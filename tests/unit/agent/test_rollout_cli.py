@@ -14,7 +14,6 @@ from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
     sqlite_world_fixture,
 )
 from tests.unit.cli.helpers import one_error_line, run_cli, run_json
-from tests.unit.registry.conftest import _migrated_sqlite, sqlite_db  # noqa: F401 (fixtures)
 
 PLAN = """
 steps:

@@ -31,13 +31,6 @@ from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
     truth,
     world_fixture,
 )
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-)
 
 WINDOW = 10 * MINUTE
 PLAN = RolloutPlan.parse({"checks": {"min_requests": 40, "min_labelled": 30}})

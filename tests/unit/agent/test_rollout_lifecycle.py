@@ -37,13 +37,6 @@ from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
     sqlite_world_fixture,
     world_fixture,
 )
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-)
 
 WINDOW = 10 * MINUTE
 PLAN = RolloutPlan.parse({"checks": {"min_requests": 40}})
@@ -176,7 +169,7 @@ def test_a_claimed_transition_left_half_done_is_finished_once(sqlite_world: Worl
     assert len({e.seq for e in events}) == 4
 
 
-def test_named_plans_are_stored_audited_and_used(db: str) -> None:  # noqa: F811
+def test_named_plans_are_stored_audited_and_used(db: str) -> None:
     careful = RolloutPlan.parse(
         {"steps": ["shadow 1h", "1% 1h", "100%"], "checks": {"min_requests": 500, "max_wait": "6h"}}
     )

@@ -33,13 +33,6 @@ from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
     sqlite_world_fixture,
     world_fixture,
 )
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-)
 
 WINDOW = 10 * MINUTE
 PLAN = RolloutPlan.parse(

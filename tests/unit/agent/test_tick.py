@@ -26,7 +26,6 @@ from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
     sqlite_world_fixture,
 )
 from tests.unit.cli.helpers import one_error_line, run_cli, run_json
-from tests.unit.registry.conftest import _migrated_sqlite, sqlite_db  # noqa: F401 (fixtures)
 
 HERE = "tests.unit.agent.test_tick"
 
@@ -81,7 +80,7 @@ def test_only_the_leader_advances_rollouts_and_fires_triggers(
     assert again.to_dict()["firings"][0]["trigger"] == "hourly"
 
 
-def test_the_loop_ticks_then_hands_the_lease_back(sqlite_db: str) -> None:  # noqa: F811
+def test_the_loop_ticks_then_hands_the_lease_back(sqlite_db: str) -> None:
     reports: list[TickReport] = []
     clock = iter(range(T0, T0 + MINUTE, 10_000))  # ticks 10 s apart, inside a 30 s term
     ticks = run_agent(
@@ -101,7 +100,7 @@ def test_the_loop_ticks_then_hands_the_lease_back(sqlite_db: str) -> None:  # no
 
 
 def test_agent_tick_and_status_commands(
-    sqlite_db: str,  # noqa: F811
+    sqlite_db: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, _ = run_cli(capsys, "agent", "status")
@@ -124,7 +123,7 @@ def test_agent_tick_and_status_commands(
     assert "--interval: interval 'soon' is not a duration" in one_error_line(err)
 
 
-def test_ctrl_c_finishes_the_tick_and_releases_the_lease(sqlite_db: str) -> None:  # noqa: F811
+def test_ctrl_c_finishes_the_tick_and_releases_the_lease(sqlite_db: str) -> None:
     mloop_bin = Path(sys.executable).parent / "mloop"
     agent = subprocess.Popen(
         [str(mloop_bin), "agent", "run", "--interval", "0.1s", "--holder", "ctrl-c"],

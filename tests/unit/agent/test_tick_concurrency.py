@@ -22,13 +22,6 @@ from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
     World,
     world_fixture,
 )
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-)
 
 WINDOW = 10 * MINUTE
 PLAN = RolloutPlan.parse({"checks": {"min_requests": 40}})
@@ -134,7 +127,7 @@ def _process_agent(db_uri: str, home: str, n: int, barrier: Any) -> None:
             assert report.errors == [], report.errors
 
 
-def test_agent_processes_make_each_transition_once(sqlite_db: str) -> None:  # noqa: F811
+def test_agent_processes_make_each_transition_once(sqlite_db: str) -> None:
     """Separate processes share nothing but the database file (and the log folder)."""
     from tests.unit.agent._rollout_world import make_world
 

@@ -22,12 +22,6 @@ from mloop.agent._triggers import (
 )
 from mloop.pipelines import StopPipeline, pipeline, step
 from mloop.registry import list_audit_log
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-)
 
 T0 = 1_800_000_000_000  # 2027-01-15T08:00Z
 MINUTE = 60_000
@@ -75,7 +69,7 @@ def _save(name: str, on: dict[str, object], folder: Path, **params: str) -> None
     )
 
 
-def test_a_schedule_fires_once_per_cron_time(db: str, marks: Path) -> None:  # noqa: F811
+def test_a_schedule_fires_once_per_cron_time(db: str, marks: Path) -> None:
     _save("every-15", {"schedule": "*/15 * * * *"}, marks)
     assert run_due(now_ms=T0 + 14 * MINUTE) == []
     (first,) = run_due(now_ms=T0 + 15 * MINUTE)
@@ -89,7 +83,7 @@ def test_a_schedule_fires_once_per_cron_time(db: str, marks: Path) -> None:  # n
     assert [f.event_key for f in list_firings("every-15")] == [second.event_key, first.event_key]
 
 
-def test_a_new_dataset_version_fires_once_with_its_ref(db: str, marks: Path) -> None:  # noqa: F811
+def test_a_new_dataset_version_fires_once_with_its_ref(db: str, marks: Path) -> None:
     frame = pd.DataFrame({"x": [1, 2, 3], "y": [0, 1, 0]})
     mloop.data.register("churn", frame)
     _save("on-data", {"dataset": "churn"}, marks)
@@ -101,7 +95,7 @@ def test_a_new_dataset_version_fires_once_with_its_ref(db: str, marks: Path) -> 
     assert _runs(marks) == ["churn@2"]
 
 
-def test_disabled_triggers_wait_and_manual_firings_always_run(db: str, marks: Path) -> None:  # noqa: F811
+def test_disabled_triggers_wait_and_manual_firings_always_run(db: str, marks: Path) -> None:
     save_trigger(
         {
             "name": "off",
@@ -123,7 +117,7 @@ def test_disabled_triggers_wait_and_manual_firings_always_run(db: str, marks: Pa
     assert len(_runs(marks)) == 3
 
 
-def test_a_refused_gate_is_stopped_with_its_reason(db: str, marks: Path) -> None:  # noqa: F811
+def test_a_refused_gate_is_stopped_with_its_reason(db: str, marks: Path) -> None:
     _save("gated", {"schedule": "@hourly"}, marks, outcome="refuse")
     (firing,) = run_due(now_ms=T0 + 60 * MINUTE)
     assert firing.status == "stopped"
@@ -135,7 +129,7 @@ def test_a_refused_gate_is_stopped_with_its_reason(db: str, marks: Path) -> None
     assert list_firings("gated", status="stopped") == [firing]
 
 
-def test_failures_are_recorded_and_do_not_stop_other_triggers(db: str, marks: Path) -> None:  # noqa: F811
+def test_failures_are_recorded_and_do_not_stop_other_triggers(db: str, marks: Path) -> None:
     _save("a-crashes", {"schedule": "@hourly"}, marks, outcome="crash")
     save_trigger(
         {"name": "b-missing", "pipeline": "no.such.module:pipe", "on": {"schedule": "@hourly"}},
@@ -156,7 +150,7 @@ def test_failures_are_recorded_and_do_not_stop_other_triggers(db: str, marks: Pa
     ]
 
 
-def test_agents_racing_on_the_same_events_fire_each_once(db: str, marks: Path) -> None:  # noqa: F811
+def test_agents_racing_on_the_same_events_fire_each_once(db: str, marks: Path) -> None:
     _save("every-15", {"schedule": "*/15 * * * *"}, marks, data="schedule")
     frame = pd.DataFrame({"x": [1, 2, 3]})
     mloop.data.register("churn", frame)
@@ -185,7 +179,7 @@ def test_agents_racing_on_the_same_events_fire_each_once(db: str, marks: Path) -
     assert all(f.status == "succeeded" for f in list_firings())
 
 
-def test_ticking_agents_fire_through_the_leader_once(db: str, marks: Path) -> None:  # noqa: F811
+def test_ticking_agents_fire_through_the_leader_once(db: str, marks: Path) -> None:
     from mloop.agent import tick
 
     _save("every-15", {"schedule": "*/15 * * * *"}, marks)
@@ -200,7 +194,7 @@ def test_ticking_agents_fire_through_the_leader_once(db: str, marks: Path) -> No
     assert len(_runs(marks)) == 1
 
 
-def test_a_stored_trigger_that_no_longer_reads_is_left_out(db: str, marks: Path) -> None:  # noqa: F811
+def test_a_stored_trigger_that_no_longer_reads_is_left_out(db: str, marks: Path) -> None:
     from sqlalchemy import update
 
     from mloop.agent._trigger_store import TRIGGERS, list_stored_triggers

@@ -25,13 +25,6 @@ from mloop.registry import Principal, RoleGrant, list_audit_log, verify_audit_lo
 from mloop.store import MetadataStore, head_revision
 from mloop.store import current_revision as schema_revision
 from mloop.store._engine import _alembic_config
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    store,
-)
 
 T0 = 1_800_000_000_000
 
@@ -46,7 +39,7 @@ def _event(key: str = "schedule:2027-01-15T08:00Z") -> Event:
     return Event(key=key, detail={"scheduled_ms": T0}, params={"data": "churn@2"})
 
 
-def test_save_get_list_delete_with_audit(db: str) -> None:  # noqa: F811
+def test_save_get_list_delete_with_audit(db: str) -> None:
     made = save_trigger(
         _trigger(params={"data": "churn@latest"}), armed={"since_ms": T0}, now_ms=T0
     )
@@ -72,7 +65,7 @@ def test_save_get_list_delete_with_audit(db: str) -> None:  # noqa: F811
     assert verify_audit_log().ok
 
 
-def test_an_event_is_claimed_once_and_its_outcome_recorded(db: str) -> None:  # noqa: F811
+def test_an_event_is_claimed_once_and_its_outcome_recorded(db: str) -> None:
     trigger = _trigger(params={"data": "churn@latest", "label": "y"})
     save_trigger(trigger, armed={})
     firing = claim_firing(trigger, _event(), now_ms=T0, actor="agent-1")
@@ -99,7 +92,7 @@ def test_an_event_is_claimed_once_and_its_outcome_recorded(db: str) -> None:  # 
     assert [f.id for f in list_firings("nightly")] == [firing.id]  # history outlives it
 
 
-def test_racing_threads_claim_an_event_once(db: str) -> None:  # noqa: F811
+def test_racing_threads_claim_an_event_once(db: str) -> None:
     trigger = _trigger()
     save_trigger(trigger, armed={})
     winners: list[str] = []
@@ -120,7 +113,7 @@ def test_racing_threads_claim_an_event_once(db: str) -> None:  # noqa: F811
     assert len(list_firings("nightly")) == 3
 
 
-def test_events_inside_the_cooldown_are_skipped_with_the_reason(db: str) -> None:  # noqa: F811
+def test_events_inside_the_cooldown_are_skipped_with_the_reason(db: str) -> None:
     trigger = _trigger(cooldown="1h")
     save_trigger(trigger, armed={})
     first = claim_firing(trigger, _event("alert:1"), now_ms=T0)
@@ -140,7 +133,7 @@ def test_events_inside_the_cooldown_are_skipped_with_the_reason(db: str) -> None
     assert (manual.status, manual.kind) == ("running", "manual")
 
 
-def test_history_filters_and_limits(db: str) -> None:  # noqa: F811
+def test_history_filters_and_limits(db: str) -> None:
     trigger = _trigger()
     for n in range(4):
         claim_firing(trigger, _event(f"schedule:{n}"), now_ms=T0 + n)
@@ -152,7 +145,7 @@ def test_history_filters_and_limits(db: str) -> None:  # noqa: F811
         list_firings(status="done")
 
 
-def test_migration_0009_goes_down_and_up(store: MetadataStore) -> None:  # noqa: F811
+def test_migration_0009_goes_down_and_up(store: MetadataStore) -> None:
     tables = {"triggers", "trigger_firings"}
     assert tables <= set(inspect(store.engine).get_table_names())
     with store.engine.begin() as conn:
@@ -167,7 +160,7 @@ def test_migration_0009_goes_down_and_up(store: MetadataStore) -> None:  # noqa:
     assert [u["column_names"] for u in uniques] == [["trigger", "event_key"]]
 
 
-def test_api_callers_need_the_global_admin_role(db: str) -> None:  # noqa: F811
+def test_api_callers_need_the_global_admin_role(db: str) -> None:
     deployer = Principal("bob", "user", (RoleGrant("deployer", "global"),))
     model_admin = Principal("carol", "user", (RoleGrant("admin", "model:churn"),))
     admin = Principal("root", "user", (RoleGrant("admin", "global"),))

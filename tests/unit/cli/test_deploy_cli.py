@@ -13,15 +13,8 @@ import pytest
 from mloop.registry import get_user, list_audit_log, register_model_version, set_alias
 from mloop.serving._deployments import deployment_history, get_deployment
 from mloop.serving._spec import RateLimit
+from tests.fixtures.registry import DIGESTS
 from tests.unit.cli.helpers import one_error_line, run_cli, run_json
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    DIGESTS,
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-)
 
 Capsys = pytest.CaptureFixture[str]
 
@@ -38,7 +31,7 @@ def _iris() -> None:
 
 
 @pytest.fixture
-def iris(sqlite_db: str) -> None:  # noqa: F811 (the imported fixture)
+def iris(sqlite_db: str) -> None:
     _iris()
 
 
@@ -54,7 +47,7 @@ def error(capsys: Capsys, *args: str) -> str:
     return one_error_line(err)
 
 
-def test_create_show_update_rollback(db: str, capsys: Capsys) -> None:  # noqa: F811
+def test_create_show_update_rollback(db: str, capsys: Capsys) -> None:
     _iris()
     out = ok(
         capsys, "deploy", "create", "fraud", "--model", "iris@champion", "--canary", "iris:3=10",
@@ -192,12 +185,12 @@ def test_update_refuses_contradictions_and_stale_revisions(iris: None, capsys: C
     assert same.strip() == "fraud is at revision 2 with that spec already; nothing changed"
 
 
-def test_empty_list(sqlite_db: str, capsys: Capsys) -> None:  # noqa: F811
+def test_empty_list(sqlite_db: str, capsys: Capsys) -> None:
     assert "No deployments yet" in ok(capsys, "deploy", "list")
     assert run_json(capsys, "deploy", "list") == []
 
 
-def test_users_grant_and_revoke_on_a_deployment(sqlite_db: str, capsys: Capsys) -> None:  # noqa: F811
+def test_users_grant_and_revoke_on_a_deployment(sqlite_db: str, capsys: Capsys) -> None:
     ok(capsys, "users", "create", "scorer", "--service")
     out = ok(capsys, "users", "grant", "scorer", "viewer", "--deployment", "fraud")
     assert "scorer holds viewer (deployment:fraud)" in out

@@ -40,13 +40,6 @@ from mloop.registry import (
 from mloop.store import MetadataStore
 from mloop.store import schema as s
 from tests.unit.evaluation.conftest import register
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    store,
-)
 
 PASS = GateSpec(metric="roc_auc", min_improvement=0.0)
 FAIL = GateSpec(metric="roc_auc", min_improvement=0.5)
@@ -66,7 +59,7 @@ def _evaluate(candidate: str | Path, adult: pd.DataFrame, gate: Any = PASS, **kw
 
 
 def test_a_verdict_on_a_package_is_the_blessing_of_the_version_registered_from_it(
-    db: str,  # noqa: F811
+    db: str,
     packages: dict[str, Path],
     adult: pd.DataFrame,
 ) -> None:
@@ -92,8 +85,8 @@ def test_a_verdict_on_a_package_is_the_blessing_of_the_version_registered_from_i
 
 
 def test_the_latest_verdict_counts_and_is_audited_and_in_the_lineage(
-    db: str,  # noqa: F811
-    store: MetadataStore,  # noqa: F811
+    db: str,
+    store: MetadataStore,
     packages: dict[str, Path],
     adult: pd.DataFrame,
 ) -> None:
@@ -124,7 +117,7 @@ def test_the_latest_verdict_counts_and_is_audited_and_in_the_lineage(
 
 
 def test_an_alias_that_requires_a_blessing_refuses_until_one_is_given(
-    db: str,  # noqa: F811
+    db: str,
     packages: dict[str, Path],
     adult: pd.DataFrame,
 ) -> None:
@@ -152,7 +145,7 @@ def test_an_alias_that_requires_a_blessing_refuses_until_one_is_given(
 
 
 def test_the_trust_policy_require_evaluation_is_a_blessing_for_every_alias(
-    db: str,  # noqa: F811
+    db: str,
     packages: dict[str, Path],
     adult: pd.DataFrame,
 ) -> None:
@@ -165,7 +158,7 @@ def test_the_trust_policy_require_evaluation_is_a_blessing_for_every_alias(
 
 
 def test_named_gates_are_config_as_code_and_a_required_gate_is_the_only_one_that_counts(
-    db: str,  # noqa: F811
+    db: str,
     packages: dict[str, Path],
     adult: pd.DataFrame,
 ) -> None:
@@ -194,7 +187,7 @@ def test_named_gates_are_config_as_code_and_a_required_gate_is_the_only_one_that
 
 
 def test_bad_names_unknown_things_and_missing_roles_are_refused(
-    db: str,  # noqa: F811
+    db: str,
     packages: dict[str, Path],
     adult: pd.DataFrame,
 ) -> None:
@@ -217,7 +210,7 @@ def test_bad_names_unknown_things_and_missing_roles_are_refused(
     assert list_evaluations("adult") == []
 
 
-def test_the_tables_match_migration_0005(db: str, store: MetadataStore) -> None:  # noqa: F811
+def test_the_tables_match_migration_0005(db: str, store: MetadataStore) -> None:
     mine = MetaData(naming_convention=s.Base.metadata.naming_convention)
     for table in (Evaluation, GateRow, BlessingRequirement):
         table.__table__.to_metadata(mine)  # type: ignore[attr-defined]

@@ -10,15 +10,7 @@ from textwrap import dedent
 import pytest
 
 from mloop.registry import register_model_version
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    DIGESTS,
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-    store,
-)
+from tests.fixtures.registry import DIGESTS
 
 IRIS_VERSIONS = 6
 
@@ -29,14 +21,14 @@ def register_iris(count: int = IRIS_VERSIONS) -> None:
 
 
 @pytest.fixture
-def iris(db: str) -> str:  # noqa: F811 (the imported fixture)
+def iris(db: str) -> str:
     """``db`` with iris versions 1-6 registered."""
     register_iris()
     return db
 
 
 @pytest.fixture
-def iris_sqlite(sqlite_db: str) -> str:  # noqa: F811 (the imported fixture)
+def iris_sqlite(sqlite_db: str) -> str:
     """SQLite only, with iris versions 1-6: for checks that would test nothing new twice."""
     register_iris()
     return sqlite_db

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from tests.unit.registry.conftest import DIGESTS, drop_audit_triggers
+from tests.fixtures.registry import DIGESTS, drop_audit_triggers
 
 from mloop.registry import (
     create_user,

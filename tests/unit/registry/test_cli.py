@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from tests.fixtures.registry import DIGESTS, drop_audit_triggers
 from tests.unit.cli.helpers import one_error_line, run_cli, run_json
-from tests.unit.registry.conftest import DIGESTS, drop_audit_triggers
 
 from mloop.registry import (
     authenticate,

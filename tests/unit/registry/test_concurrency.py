@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
-from tests.unit.registry.conftest import DIGESTS
+from tests.fixtures.registry import DIGESTS
 
 from mloop.registry import (
     list_audit_log,

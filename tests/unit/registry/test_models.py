@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 from sqlalchemy import select
-from tests.unit.registry.conftest import DIGESTS
+from tests.fixtures.registry import DIGESTS
 
 import mloop
 from mloop.errors import Conflict, InvalidInput, NotFound

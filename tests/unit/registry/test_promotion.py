@@ -4,7 +4,7 @@ evaluation, roles enforced for API callers, and every refusal listing every reas
 from __future__ import annotations
 
 import pytest
-from tests.unit.registry.conftest import DIGESTS
+from tests.fixtures.registry import DIGESTS
 
 from mloop.errors import Conflict, NotFound, PermissionDenied, PolicyViolation
 from mloop.registry import (

@@ -37,15 +37,7 @@ from mloop.serving._spec import DeploymentSpec, Guards, Member, RateLimit
 from mloop.store import MetadataStore, head_revision
 from mloop.store import current_revision as schema_revision
 from mloop.store._engine import _alembic_config
-from tests.unit.registry.conftest import (  # noqa: F401 (fixtures)
-    DIGESTS,
-    _migrated_postgres,
-    _migrated_sqlite,
-    db,
-    registry_db_uri,
-    sqlite_db,
-    store,
-)
+from tests.fixtures.registry import DIGESTS
 
 
 def _spec(primary: int, canary: int | None = None, weight: float = 10.0) -> DeploymentSpec:
@@ -56,7 +48,7 @@ def _spec(primary: int, canary: int | None = None, weight: float = 10.0) -> Depl
 
 
 @pytest.fixture
-def iris(db: str) -> str:  # noqa: F811 (the imported fixture)
+def iris(db: str) -> str:
     for digest in DIGESTS[:4]:
         register_model_version("iris", "/p", package_digest=digest)
     return db
@@ -189,7 +181,7 @@ def test_changing_a_deployment_needs_deploy_on_it(iris: str) -> None:
     assert {e.actor for e in list_audit_log(target="deployment:fraud")} == {"carol"}
 
 
-def test_concurrent_updates_never_lose_a_revision(iris: str, store: MetadataStore) -> None:  # noqa: F811
+def test_concurrent_updates_never_lose_a_revision(iris: str, store: MetadataStore) -> None:
     create_deployment("fraud", _spec(1))
     writers, changes = 4, 5
     errors: list[BaseException] = []
@@ -251,7 +243,7 @@ def _process_writer(db_uri: str, writer: int, changes: int) -> None:
         update_deployment("fraud", _spec(1, 2, weight=1 + writer * changes + i))
 
 
-def test_processes_updating_one_deployment_lose_nothing(sqlite_db: str) -> None:  # noqa: F811
+def test_processes_updating_one_deployment_lose_nothing(sqlite_db: str) -> None:
     """Separate processes share nothing but the database file and its lock."""
     for digest in DIGESTS[:2]:
         register_model_version("iris", "/p", package_digest=digest)
@@ -315,7 +307,7 @@ def test_guards_and_ensembles_round_trip_through_the_store(iris: str) -> None:
     assert list_deployments()[0].spec == spec
 
 
-def test_migration_0004_goes_down_and_up(store: MetadataStore) -> None:  # noqa: F811
+def test_migration_0004_goes_down_and_up(store: MetadataStore) -> None:
     tables = {"deployments", "deployment_revisions"}
     assert tables <= set(inspect(store.engine).get_table_names())
     with store.engine.begin() as conn:

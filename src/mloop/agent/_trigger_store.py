@@ -14,21 +14,30 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Table
 
 from mloop._ids import now_ms as wall_clock_ms
 from mloop.agent._trigger_spec import Trigger, trigger_name
 from mloop.agent._trigger_tables import TriggerFiring, TriggerRow
 from mloop.config import Settings
-from mloop.errors import InvalidInput, NotFound
-from mloop.registry import _audit
-from mloop.registry._db import Actor, actor_name, check, connect, write
+from mloop.errors import InvalidInput
+from mloop.registry._db import Actor, check, connect
+from mloop.registry._named_specs import NamedSpecs, Row
 from mloop.registry._roles import GLOBAL
 from mloop.store import MetadataStore
 
 log = logging.getLogger("mloop.agent.triggers")
 TRIGGERS = cast(Table, TriggerRow.__table__)
 FIRINGS = cast(Table, TriggerFiring.__table__)
+_TRIGGERS = NamedSpecs(
+    TRIGGERS,
+    kind="trigger",
+    missing=(
+        "trigger {name!r} does not exist; `mloop triggers list` shows the triggers, "
+        "`mloop triggers apply FILE` creates them"
+    ),
+    nothing_to_delete="trigger {name!r} does not exist; nothing to delete",
+)
 
 
 @dataclass(frozen=True)
@@ -106,72 +115,31 @@ def save_trigger(
     with ``armed``; otherwise the earlier arming stays, so re-applying a file never makes
     a trigger fire for events it already handled or ignored."""
     parsed = Trigger.parse(trigger)
-    spec = parsed.to_json()
     authorize_triggers(actor)
-    who = actor_name(actor)
-    now = wall_clock_ms() if now_ms is None else now_ms
 
-    def work(conn: Connection) -> StoredTrigger:
-        row = conn.execute(select(TRIGGERS).where(TRIGGERS.c.name == parsed.name)).first()
-        if row is None:
-            values = {
-                "name": parsed.name,
-                "kind": parsed.kind,
-                "spec": spec,
-                "enabled": parsed.enabled,
-                "armed": dict(armed or {}),
-                "created_by": who,
-                "creation_time": now,
-                "last_update_time": now,
-            }
-            conn.execute(TRIGGERS.insert(), values)
-            _audit.append(
-                conn,
-                actor=who,
-                action="trigger.create",
-                target=f"trigger:{parsed.name}",
-                before=None,
-                after=spec,
-            )
-            return _stored(values)
-        if row.spec == spec:
-            return _stored(row._mapping)
-        old = Trigger.parse(row.spec)
-        rearm = old.on != parsed.on
-        values = {
-            "kind": parsed.kind,
-            "spec": spec,
-            "enabled": parsed.enabled,
-            "armed": dict(armed or {}) if rearm else row.armed,
-            "last_update_time": now,
-        }
-        conn.execute(update(TRIGGERS).where(TRIGGERS.c.name == parsed.name).values(values))
-        _audit.append(
-            conn,
-            actor=who,
-            action="trigger.update",
-            target=f"trigger:{parsed.name}",
-            before=row.spec,
-            after=spec,
-        )
-        return _stored({**row._mapping, **values})
+    def columns(row: Row | None) -> dict[str, Any]:
+        if row is None or Trigger.parse(row["spec"]).on != parsed.on:
+            arming = dict(armed or {})
+        else:
+            arming = row["armed"]
+        return {"kind": parsed.kind, "enabled": parsed.enabled, "armed": arming}
 
-    with store_for(settings, store) as db:
-        return write(db, work)
+    stored = _TRIGGERS.save(
+        parsed.name,
+        parsed.to_json(),
+        actor=actor,
+        other_columns=columns,
+        now_ms=wall_clock_ms() if now_ms is None else now_ms,
+        store=store,
+        settings=settings,
+    )
+    return _stored(stored)
 
 
 def get_stored_trigger(
     name: str, *, settings: Settings | None = None, store: MetadataStore | None = None
 ) -> StoredTrigger:
-    trigger_name(name)
-    with store_for(settings, store) as db, db.read() as conn:
-        row = conn.execute(select(TRIGGERS).where(TRIGGERS.c.name == name)).first()
-    if row is None:
-        raise NotFound(
-            f"trigger {name!r} does not exist; `mloop triggers list` shows the triggers, "
-            "`mloop triggers apply FILE` creates them"
-        )
-    return _stored(row._mapping)
+    return _stored(_TRIGGERS.get(trigger_name(name), store=store, settings=settings))
 
 
 def list_stored_triggers(
@@ -183,16 +151,14 @@ def list_stored_triggers(
     """Every trigger, by name. With ``skip_invalid`` (the agent's view) a stored
     declaration this mloop cannot read any more is logged and left out instead of
     stopping every other trigger."""
-    with store_for(settings, store) as db, db.read() as conn:
-        rows = conn.execute(select(TRIGGERS).order_by(TRIGGERS.c.name)).all()
     found = []
-    for row in rows:
+    for row in _TRIGGERS.rows(store=store, settings=settings):
         try:
-            found.append(_stored(row._mapping))
+            found.append(_stored(row))
         except InvalidInput as exc:
             if not skip_invalid:
                 raise
-            log.warning("trigger %s is left out: %s", row.name, exc.message)
+            log.warning("trigger %s is left out: %s", row["name"], exc.message)
     return found
 
 
@@ -206,30 +172,13 @@ def delete_trigger(
     """Remove a trigger; its firings stay in the history."""
     trigger_name(name)
     authorize_triggers(actor)
-    who = actor_name(actor)
-
-    def work(conn: Connection) -> None:
-        row = conn.execute(select(TRIGGERS.c.spec).where(TRIGGERS.c.name == name)).first()
-        if row is None:
-            raise NotFound(f"trigger {name!r} does not exist; nothing to delete")
-        conn.execute(delete(TRIGGERS).where(TRIGGERS.c.name == name))
-        _audit.append(
-            conn,
-            actor=who,
-            action="trigger.delete",
-            target=f"trigger:{name}",
-            before=row.spec,
-            after=None,
-        )
-
-    with store_for(settings, store) as db:
-        write(db, work)
+    _TRIGGERS.delete(name, actor=actor, store=store, settings=settings)
 
 
 # -- rows -------------------------------------------------------------------------------------
 
 
-def _stored(row: Mapping[Any, Any]) -> StoredTrigger:
+def _stored(row: Row) -> StoredTrigger:
     return StoredTrigger(
         trigger=Trigger.parse(row["spec"], source=f"stored trigger {row['name']!r}"),
         armed=dict(row["armed"] or {}),

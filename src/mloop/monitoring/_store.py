@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, delete, select
 
 from mloop._ids import now_ms as wall_clock_ms
 from mloop.config import Settings
-from mloop.errors import InvalidInput, NotFound
+from mloop.errors import InvalidInput
 from mloop.monitoring._spec import AlertRule, MonitorConfig
 from mloop.monitoring._tables import (
     MonitorAlert,
@@ -25,14 +25,22 @@ from mloop.monitoring._tables import (
     MonitorConfigRow,
     MonitorWindow,
 )
-from mloop.registry import _audit
-from mloop.registry._db import Actor, actor_name, connect, write
+from mloop.registry._db import Actor, connect, write
+from mloop.registry._named_specs import NamedSpecs
 from mloop.store import MetadataStore
 
 WINDOWS = cast(Table, MonitorWindow.__table__)
 CONFIGS = cast(Table, MonitorConfigRow.__table__)
 RULES = cast(Table, MonitorAlertRule.__table__)
 ALERTS = cast(Table, MonitorAlert.__table__)
+_RULES = NamedSpecs(
+    RULES,
+    kind="alert_rule",
+    missing=(
+        "alert rule {name!r} does not exist; `mloop monitor rules list` shows the rules, "
+        "`mloop monitor rules apply FILE` creates them"
+    ),
+)
 
 
 def store_for(
@@ -178,52 +186,21 @@ def save_alert_rule(
     nothing. A changed rule keeps its firing alert (it resolves when the new condition
     does not hold)."""
     parsed = AlertRule.parse(rule)
-    spec = parsed.to_json()
-    who = actor_name(actor)
-
-    def work(conn: Connection) -> None:
-        row = conn.execute(select(RULES).where(RULES.c.name == parsed.name)).first()
-        now = wall_clock_ms()
-        if row is not None and row.spec == spec:
-            return
-        if row is None:
-            conn.execute(
-                RULES.insert(),
-                {"name": parsed.name, "deployment": parsed.deployment, "spec": spec,
-                 "created_by": who, "creation_time": now, "last_update_time": now},
-            )  # fmt: skip
-        else:
-            conn.execute(
-                RULES.update()
-                .where(RULES.c.name == parsed.name)
-                .values(deployment=parsed.deployment, spec=spec, last_update_time=now)
-            )
-        _audit.append(
-            conn, actor=who, action="alert_rule." + ("create" if row is None else "update"),
-            target=f"alert_rule:{parsed.name}", before=None if row is None else row.spec,
-            after=spec,
-        )  # fmt: skip
-
-    with store_for(settings, store) as db:
-        write(db, work)
-    return parsed
-
-
-def _missing_rule(name: str) -> NotFound:
-    return NotFound(
-        f"alert rule {name!r} does not exist; `mloop monitor rules list` shows the rules, "
-        "`mloop monitor rules apply FILE` creates them"
+    _RULES.save(
+        parsed.name,
+        parsed.to_json(),
+        actor=actor,
+        other_columns=lambda _: {"deployment": parsed.deployment},
+        store=store,
+        settings=settings,
     )
+    return parsed
 
 
 def get_alert_rule(
     name: str, *, settings: Settings | None = None, store: MetadataStore | None = None
 ) -> AlertRule:
-    with store_for(settings, store) as db, db.read() as conn:
-        row = conn.execute(select(RULES.c.spec).where(RULES.c.name == name)).first()
-    if row is None:
-        raise _missing_rule(name)
-    return AlertRule.parse(row.spec)
+    return AlertRule.parse(_RULES.get(name, store=store, settings=settings)["spec"])
 
 
 def list_alert_rules(
@@ -232,12 +209,9 @@ def list_alert_rules(
     settings: Settings | None = None,
     store: MetadataStore | None = None,
 ) -> list[AlertRule]:
-    query = select(RULES.c.spec).order_by(RULES.c.name)
-    if deployment is not None:
-        query = query.where(RULES.c.deployment == deployment)
-    with store_for(settings, store) as db, db.read() as conn:
-        rows = conn.execute(query).all()
-    return [AlertRule.parse(r.spec) for r in rows]
+    of_deployment = () if deployment is None else (RULES.c.deployment == deployment,)
+    rows = _RULES.rows(*of_deployment, store=store, settings=settings)
+    return [AlertRule.parse(row["spec"]) for row in rows]
 
 
 def delete_alert_rule(
@@ -248,25 +222,17 @@ def delete_alert_rule(
     store: MetadataStore | None = None,
 ) -> None:
     """Remove a rule; its alerts stay in the history (a firing one is resolved)."""
-    who = actor_name(actor)
 
-    def work(conn: Connection) -> None:
-        row = conn.execute(select(RULES).where(RULES.c.name == name)).first()
-        if row is None:
-            raise _missing_rule(name)
-        conn.execute(delete(RULES).where(RULES.c.name == name))
+    def resolve_its_alert(conn: Connection) -> None:
         conn.execute(
             ALERTS.update()
             .where(ALERTS.c.rule == name, ALERTS.c.state == "firing")
             .values(state="resolved", resolved_ms=wall_clock_ms())
         )
-        _audit.append(
-            conn, actor=who, action="alert_rule.delete", target=f"alert_rule:{name}",
-            before=row.spec, after=None,
-        )  # fmt: skip
 
-    with store_for(settings, store) as db:
-        write(db, work)
+    _RULES.delete(
+        name, actor=actor, before_delete=resolve_its_alert, store=store, settings=settings
+    )
 
 
 # -- alerts -----------------------------------------------------------------------------------

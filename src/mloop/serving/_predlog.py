@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 from mloop.config import Settings, get_settings
 from mloop.errors import ConfigError, InvalidInput
+from mloop.serving._predlog_codec import encode
 from mloop.serving._predlog_store import LogRoot
 from mloop.serving._predlog_table import (
     Row,
@@ -127,7 +127,6 @@ def _to_arrow(rows: Sequence[Row]) -> pa.Table:
 
 
 PREDICTIONS = TableSpec("predictions", SCHEMA, _to_arrow, ADDED_COLUMNS)
-_DUMP = orjson.OPT_SERIALIZE_NUMPY
 
 
 def sync_policy(fsync: bool | str) -> SyncPolicy:
@@ -148,8 +147,8 @@ def wal_root(settings: Settings, wal_dir: str | Path | None) -> Path:
 
 
 def jsonable_arrays(arrays: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any]:
-    """Tensors as a record keeps them: numeric arrays as they are (orjson writes them
-    natively), text and objects as lists of strings."""
+    """Tensors as a record keeps them: numeric arrays as they are (the write-ahead file
+    keeps their bytes, see :mod:`._predlog_codec`), text and objects as lists of strings."""
     return {
         name: (
             [
@@ -157,7 +156,7 @@ def jsonable_arrays(arrays: Mapping[str, np.ndarray[Any, Any]]) -> dict[str, Any
                 for v in a.reshape(-1).tolist()
             ]
             if a.dtype.kind in "OSU"
-            else np.ascontiguousarray(a)
+            else a
         )
         for name, a in arrays.items()
     }
@@ -218,31 +217,27 @@ class PredictionLog:
 
     def append(self, record: PredictionRecord) -> None:
         """Log one record; returns once it is durable (per the fsync policy)."""
-        payload = orjson.dumps(record, option=_DUMP)
+        payload = encode(record)
         self._log.writer(record.deployment).append([payload])
 
     def append_many(self, records: Sequence[PredictionRecord]) -> None:
         """Log a micro-batch with one write (and one fsync) per deployment."""
         by_deployment: dict[str, list[bytes]] = {}
         for record in records:
-            by_deployment.setdefault(record.deployment, []).append(
-                orjson.dumps(record, option=_DUMP)
-            )
+            by_deployment.setdefault(record.deployment, []).append(encode(record))
         for deployment, payloads in by_deployment.items():
             self._log.writer(deployment).append(payloads)
 
     async def append_async(self, record: PredictionRecord) -> None:
         """:meth:`append` for an event loop: returns once the record is durable, without
         blocking the loop on the disk; concurrent requests share one fsync."""
-        payload = orjson.dumps(record, option=_DUMP)
+        payload = encode(record)
         await self._log.writer(record.deployment).append_async([payload])
 
     async def append_many_async(self, records: Sequence[PredictionRecord]) -> None:
         by_deployment: dict[str, list[bytes]] = {}
         for record in records:
-            by_deployment.setdefault(record.deployment, []).append(
-                orjson.dumps(record, option=_DUMP)
-            )
+            by_deployment.setdefault(record.deployment, []).append(encode(record))
         for deployment, payloads in by_deployment.items():
             await self._log.writer(deployment).append_async(payloads)
 

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mloop.errors import ConfigError
+from mloop.serving._predlog_codec import decode
 from mloop.serving._predlog_store import LogRoot, check_deployment, partition_of
 from mloop.serving._predlog_wal import (
     SyncPolicy,
@@ -71,8 +72,8 @@ def decode_rows(path: Path) -> list[Row]:
     rows: list[Row] = []
     for offset, payload in scan.frames:
         try:
-            record = orjson.loads(payload)
-        except orjson.JSONDecodeError:
+            record = decode(payload)
+        except ValueError:  # orjson's decode error is one
             scan.damaged += 1
             continue
         if isinstance(record, dict) and isinstance(record.get("time_ms"), int):

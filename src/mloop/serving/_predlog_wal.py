@@ -202,6 +202,7 @@ class WalWriter:
         self._closed = False
         self._waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._syncer: threading.Thread | None = None
+        self._syncer_idle = False
 
     def append(self, payloads: Sequence[bytes]) -> None:
         """Write ``payloads`` (one write call) and return once they are durable per policy."""
@@ -244,7 +245,8 @@ class WalWriter:
                     target=self._sync_loop, name="mloop-wal-syncer", daemon=True
                 )
                 self._syncer.start()
-            self._cond.notify_all()
+            if self._syncer_idle:  # a busy syncer looks for waiters after its fsync
+                self._cond.notify_all()
         await future
 
     def _sync_loop(self) -> None:
@@ -253,7 +255,9 @@ class WalWriter:
                 while not self._waiters or self._syncing:
                     if self._closed and not self._waiters:
                         return
+                    self._syncer_idle = True
                     self._cond.wait()
+                    self._syncer_idle = False
                 if self._synced >= self._written or self._segment is None:
                     self._synced = max(self._synced, self._written)
                     self._release_waiters(None)
@@ -275,15 +279,19 @@ class WalWriter:
                 self._cond.notify_all()
 
     def _release_waiters(self, failure: OSError | None) -> None:
-        """Wake the async appends now durable (or all of them, with the fsync's error)."""
+        """Wake the async appends now durable (or all of them, with the fsync's error):
+        one call into each event loop, however many appends it waits for."""
         keep = []
+        ready: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
         for waiter in self._waiters:
             mine, loop, future = waiter
             if failure is None and mine > self._synced:
                 keep.append(waiter)
             else:
-                loop.call_soon_threadsafe(_settle, future, failure)
+                ready.setdefault(loop, []).append(future)
         self._waiters = keep
+        for loop, futures in ready.items():
+            loop.call_soon_threadsafe(_settle, futures, failure)
 
     def _wait_synced(self, mine: int) -> None:
         while self._synced < mine:
@@ -343,13 +351,14 @@ class WalWriter:
             syncer.join()
 
 
-def _settle(future: asyncio.Future[None], failure: OSError | None) -> None:
-    if future.done():  # the caller was cancelled; its bytes are written all the same
-        return
-    if failure is None:
-        future.set_result(None)
-    else:
-        future.set_exception(failure)
+def _settle(futures: list[asyncio.Future[None]], failure: OSError | None) -> None:
+    for future in futures:
+        if future.done():  # the caller was cancelled; its bytes are written all the same
+            continue
+        if failure is None:
+            future.set_result(None)
+        else:
+            future.set_exception(failure)
 
 
 @contextmanager

@@ -45,19 +45,25 @@ def serve(
     log_fsync: Annotated[
         str,
         typer.Option(
-            help="always: each answer is on disk before it is sent (survives a power cut); "
-            "group: same, sharing fsyncs across threads; off: survives a killed server only."
+            help="How the prediction log survives a crash. Every answer is in the "
+            "write-ahead file before it is sent, so a killed server loses nothing; "
+            "interval: fsync every second (a power cut loses at most the last second); "
+            "always: each answer is on disk before it is sent (survives a power cut; "
+            "concurrent answers share an fsync); group: same as always; off: the kernel "
+            "flushes when it likes."
         ),
-    ] = "always",
+    ] = "interval",
 ) -> None:
     """Serve a model over the Open Inference Protocol (KServe V2) and TF-Serving JSON."""
     if not 0 < port < 65536:
         raise InvalidInput(f"--port {port} is not a TCP port (1-65535)")
     if workers < 1:
         raise InvalidInput(f"--workers {workers} must be at least 1")
-    if log_fsync not in ("always", "group", "off"):
-        raise InvalidInput(f"--log-fsync {log_fsync!r} is not one of always, group, off")
-    from mloop.serving._app import serve as run  # imported late: `mloop --help` stays fast
+    from mloop.serving._predlog_wal import SYNC_POLICIES  # late: `mloop --help` stays fast
+
+    if log_fsync not in SYNC_POLICIES:
+        raise InvalidInput(f"--log-fsync {log_fsync!r} is not one of {', '.join(SYNC_POLICIES)}")
+    from mloop.serving._app import serve as run
 
     def ready(url: str) -> None:
         typer.echo(f"serving {target} on {url} (Ctrl-C to stop)", err=True)

@@ -210,7 +210,7 @@ def create_app(
     host: str = "127.0.0.1",
     store: MetadataStore | None = None,
     log_predictions: bool = True,
-    log_fsync: str = "always",
+    log_fsync: str = "interval",
     prediction_log: PredictionLog | None = None,
     metrics: ServingMetrics | None = None,
     rate_limiter: RateLimiter | None = None,
@@ -223,9 +223,11 @@ def create_app(
     The models are loaded (and their digests verified) here, before the app is returned.
     ``host`` is where the server listens: with ``server_auth = "auto"`` (the default) auth
     is on unless it is a loopback address. ``log_predictions=False`` turns the prediction
-    log off (benchmarks, tests of other parts). ``log_fsync``: ``"always"`` makes each
-    answer durable on disk before it is sent (concurrent requests share an fsync),
-    ``"off"`` only survives a killed process, not a power cut (see docs/predictions.md).
+    log off (benchmarks, tests of other parts). Every answer is in the log's write-ahead
+    file before it is sent, so a killed server loses none; ``log_fsync`` says what a power
+    cut may lose: ``"interval"`` (default) the last second, ``"always"`` nothing (each
+    answer waits for its fsync; concurrent answers share one), ``"off"`` whatever the
+    kernel had not flushed (see docs/predictions.md).
     """
     from mloop.config import get_settings
     from mloop.security._ratelimit import rate_limiter_for
@@ -318,7 +320,7 @@ def app_from_environment() -> Starlette:
         target,
         host=os.environ.get("MLOOP_SERVE_HOST", "127.0.0.1"),
         log_predictions=os.environ.get("MLOOP_SERVE_LOG", "1") == "1",
-        log_fsync=os.environ.get("MLOOP_SERVE_FSYNC", "always"),
+        log_fsync=os.environ.get("MLOOP_SERVE_FSYNC", "interval"),
     )
 
 
@@ -330,7 +332,7 @@ def serve(
     workers: int = 1,
     log_level: str = "warning",
     log_predictions: bool = True,
-    log_fsync: str = "always",
+    log_fsync: str = "interval",
     loading: Callable[[str], contextlib.AbstractContextManager[Any]] | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
@@ -363,6 +365,7 @@ def serve(
     if on_ready is not None:
         on_ready(f"http://{host}:{port}")
     uvicorn.run(app, **options)
+
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import os
 import struct
 import threading
@@ -37,14 +38,16 @@ from typing import Literal
 
 from mloop.errors import ConfigError
 
+logger = logging.getLogger("mloop.serving.log")
+
 HEADER = b"MLPWAL01"
 _FRAME = struct.Struct("<II")
 MAX_PAYLOAD = 64 << 20
 SUFFIX = ".wal"
 _TMP_SUFFIX = ".wal.tmp"
 
-SyncPolicy = Literal["always", "group", "off"]
-SYNC_POLICIES: tuple[str, ...] = ("always", "group", "off")
+SyncPolicy = Literal["always", "group", "interval", "off"]
+SYNC_POLICIES: tuple[str, ...] = ("always", "group", "interval", "off")
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -175,8 +178,10 @@ class WalWriter:
 
     ``sync``: ``"always"`` fsyncs every append before it returns; ``"group"`` lets appends
     from concurrent threads share one fsync (each still returns only once its own bytes are
-    on disk); ``"off"`` hands the bytes to the kernel only — safe against a killed process,
-    not against a power cut.
+    on disk); ``"interval"`` returns once the kernel has the bytes and a background thread
+    fsyncs every ``flush_interval`` seconds (Redis's ``appendfsync everysec``: a killed
+    process loses nothing, a power cut at most the last interval); ``"off"`` leaves the
+    flushing to the kernel.
     """
 
     def __init__(
@@ -185,6 +190,7 @@ class WalWriter:
         *,
         sync: SyncPolicy = "always",
         roll_bytes: int = 64 << 20,
+        flush_interval: float = 1.0,
     ) -> None:
         if sync not in SYNC_POLICIES:
             raise ConfigError(
@@ -193,6 +199,7 @@ class WalWriter:
         self.directory = directory
         self.sync = sync
         self.roll_bytes = roll_bytes
+        self.flush_interval = flush_interval
         directory.mkdir(parents=True, exist_ok=True)
         self._cond = threading.Condition()
         self._segment: _Segment | None = None
@@ -219,6 +226,8 @@ class WalWriter:
                 self._synced = mine
             elif self.sync == "group":
                 self._wait_synced(mine)
+            elif self.sync == "interval":
+                self._start_syncer()
             if segment.size >= self.roll_bytes:
                 self._roll_locked()
 
@@ -235,21 +244,27 @@ class WalWriter:
             self._written += 1
             if segment.size >= self.roll_bytes:
                 self._roll_locked()  # fsyncs: what was just written is durable
+            if self.sync == "interval":
+                self._start_syncer()
+                return
             if self.sync == "off" or self._synced >= self._written:
                 return
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append((self._written, loop, future))
-            if self._syncer is None:
-                self._syncer = threading.Thread(
-                    target=self._sync_loop, name="mloop-wal-syncer", daemon=True
-                )
-                self._syncer.start()
+            self._start_syncer()
             if self._syncer_idle:  # a busy syncer looks for waiters after its fsync
                 self._cond.notify_all()
         await future
 
+    def _start_syncer(self) -> None:
+        if self._syncer is None:
+            target = self._flush_loop if self.sync == "interval" else self._sync_loop
+            self._syncer = threading.Thread(target=target, name="mloop-wal-syncer", daemon=True)
+            self._syncer.start()
+
     def _sync_loop(self) -> None:
+        """Group commit for async appends: one fsync for every append waiting when it starts."""
         with self._cond:
             while True:
                 while not self._waiters or self._syncing:
@@ -262,21 +277,38 @@ class WalWriter:
                     self._synced = max(self._synced, self._written)
                     self._release_waiters(None)
                     continue
-                target, fd = self._written, self._segment.fd
-                self._syncing = True
-                self._cond.release()
-                failure: OSError | None = None
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    failure = exc
-                finally:
-                    self._cond.acquire()
-                    self._syncing = False
-                if failure is None:
-                    self._synced = max(self._synced, target)
-                self._release_waiters(failure)
-                self._cond.notify_all()
+                self._release_waiters(self._fsync_unlocked())
+
+    def _flush_loop(self) -> None:
+        """``"interval"``: fsync what was written since the last round, every interval."""
+        with self._cond:
+            while not self._closed:
+                self._cond.wait(self.flush_interval)
+                dirty = self._synced < self._written and self._segment is not None
+                if dirty and not self._syncing and not self._closed:
+                    failure = self._fsync_unlocked()
+                    if failure is not None:
+                        logger.warning("prediction log fsync failed (will retry): %s", failure)
+
+    def _fsync_unlocked(self) -> OSError | None:
+        """fsync the open segment with the lock released meanwhile (appends go on); what was
+        written when it started counts as synced once it succeeds. Rolling waits for it."""
+        assert self._segment is not None
+        target, fd = self._written, self._segment.fd
+        self._syncing = True
+        self._cond.release()
+        failure: OSError | None = None
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            failure = exc
+        finally:
+            self._cond.acquire()
+            self._syncing = False
+        if failure is None:
+            self._synced = max(self._synced, target)
+        self._cond.notify_all()
+        return failure
 
     def _release_waiters(self, failure: OSError | None) -> None:
         """Wake the async appends now durable (or all of them, with the fsync's error):
@@ -298,16 +330,9 @@ class WalWriter:
             if self._syncing:
                 self._cond.wait()
                 continue
-            target, fd = self._written, self._segment.fd if self._segment else -1
-            self._syncing = True
-            self._cond.release()
-            try:
-                os.fsync(fd)
-            finally:
-                self._cond.acquire()
-                self._syncing = False
-                self._synced = max(self._synced, target)
-                self._cond.notify_all()
+            failure = self._fsync_unlocked()
+            if failure is not None:
+                raise failure
 
     def _current(self) -> _Segment:
         if self._closed:

@@ -92,12 +92,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _freeze_heap() -> None:
+def _freeze_heap(*, collect: bool) -> None:
     """Move everything loaded so far (libraries, models) out of the garbage collector's
     sight: a full collection would otherwise walk that whole heap now and then, stalling
-    every request in flight for tens of milliseconds (the p99)."""
-    gc.collect()
+    every request in flight for tens of milliseconds (the p99). ``collect`` (after a new
+    revision was loaded) unfreezes and collects first, so what the old revision held is
+    freed even where it forms cycles; at startup that would add 0.1 s to the cold start
+    to free a few loading leftovers.
+
+    Young objects are collected every 10,000 allocations instead of 700: parsing a
+    1,000-row JSON tensor allocates 1,000 lists, so the default ran a collection in every
+    such request (8 % of the throughput on 1,000-row requests)."""
+    if collect:
+        gc.unfreeze()
+        gc.collect()
     gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 class ServingState:
@@ -118,7 +128,7 @@ class ServingState:
         tracing: Tracing,
         request_logger: RequestLogger,
         poll_interval: float,
-        log_fsync: str = "always",
+        log_fsync: str = "interval",
     ) -> None:
         self.source = source
         self.settings = settings
@@ -161,7 +171,7 @@ class ServingState:
         loaded = await run_in_threadpool(self.source.load)
         self.current = loaded
         self.source.forget_unused(loaded)
-        _freeze_heap()
+        _freeze_heap(collect=True)
         log.info("serving %s revision %d", loaded.name, loaded.revision)
         return True
 
@@ -296,7 +306,7 @@ class ServingState:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
-        _freeze_heap()
+        _freeze_heap(collect=False)
         if self.current is not None and self.current.shadows:
             self._shadow_process()  # start loading the shadows now, not on the first request
         if self.source.stored and self.poll_interval > 0:

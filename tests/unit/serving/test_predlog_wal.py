@@ -117,7 +117,7 @@ def test_roll_by_size(tmp_path: Path) -> None:
     assert len(segments(tmp_path)) == 5
 
 
-@pytest.mark.parametrize("sync", ["always", "group", "off"])
+@pytest.mark.parametrize("sync", ["always", "group", "interval", "off"])
 def test_concurrent_appends_all_land(tmp_path: Path, sync: str) -> None:
     writer = WalWriter(tmp_path, sync=sync, roll_bytes=2000)  # type: ignore[arg-type]
 
@@ -137,7 +137,7 @@ def test_concurrent_appends_all_land(tmp_path: Path, sync: str) -> None:
 
 
 def test_unknown_policy(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="always, group, off"):
+    with pytest.raises(ConfigError, match="always, group, interval, off"):
         WalWriter(tmp_path, sync="sometimes")  # type: ignore[arg-type]
 
 
@@ -172,6 +172,62 @@ def test_async_appends_share_fsyncs_and_all_land(
         assert appended == 2 * len(segments(tmp_path))  # new segments only: file + folder
     else:
         assert appended < 200  # group commit: appends waiting together shared an fsync
+
+
+@pytest.fixture
+def fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The file descriptors ``os.fsync`` is called on (the real fsync still runs)."""
+    import os
+
+    called: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        called.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    return called
+
+
+@pytest.mark.parametrize("mode", ["thread", "async"])
+def test_interval_appends_return_unsynced_and_a_background_round_syncs_them(
+    tmp_path: Path, fsyncs: list[int], mode: str
+) -> None:
+    import asyncio
+    import time
+
+    writer = WalWriter(tmp_path, sync="interval", flush_interval=0.05)
+    payloads = [orjson.dumps({"n": n}) for n in range(5)]
+    if mode == "thread":
+        writer.append(payloads)
+    else:
+        asyncio.run(writer.append_async(payloads))
+    assert writer._segment is not None
+    fd = writer._segment.fd
+    deadline = time.monotonic() + 10
+    while writer._synced < writer._written and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer._synced == writer._written, "the flusher did not fsync within 10 s"
+    # one fsync when the segment was created, one by the flusher: none by the append
+    assert fsyncs.count(fd) == 2
+    writer.close()
+    found = [orjson.loads(p)["n"] for s in segments(tmp_path) for _, p in read_segment(s).frames]
+    assert found == list(range(5))
+
+
+def test_interval_appends_never_wait_for_the_disk_and_closing_syncs(
+    tmp_path: Path, fsyncs: list[int]
+) -> None:
+    writer = WalWriter(tmp_path, sync="interval", flush_interval=3600)
+    for n in range(20):
+        writer.append([orjson.dumps({"n": n})])
+    assert writer._segment is not None
+    fd = writer._segment.fd
+    assert fsyncs.count(fd) == 1  # the segment's header only
+    writer.close()
+    assert fsyncs.count(fd) == 2  # closing the segment made the appends durable
+    assert writer._syncer is not None and not writer._syncer.is_alive()
 
 
 def test_an_async_append_cancelled_while_waiting_is_still_written(tmp_path: Path) -> None:

@@ -367,7 +367,6 @@ def serve(
     uvicorn.run(app, **options)
 
 
-
 @contextlib.contextmanager
 def _no_progress(_description: str) -> Iterator[None]:
     yield

@@ -349,6 +349,11 @@ def serve(
         "log_level": log_level,
         "access_log": False,
         "timeout_graceful_shutdown": 10,
+        # asyncio's own loop, not uvloop: micro-batching decides whether a request is alone
+        # by looking at the loop's ready queue, which uvloop does not show, so under uvloop
+        # every small request looked alone and nothing was batched (1 row, 16 connections:
+        # 2,100 req/s with uvloop, 3,300 with asyncio; 1,000 rows: 1,010 and 1,070).
+        "loop": "asyncio",
     }
     if workers > 1:
         os.environ["MLOOP_SERVE_TARGET"] = target

@@ -232,3 +232,28 @@ def test_a_request_filling_a_batch_alone_runs_inline_even_under_load() -> None:
     loop_thread = asyncio.run(scenario())
     assert threads[0] == loop_thread
     assert threads[1] != loop_thread
+
+
+def test_a_request_is_alone_only_when_the_loop_shows_nothing_else_ready() -> None:
+    """The server's ``alone()``: under asyncio's loop it reads the ready queue; a loop that
+    hides it (uvloop) must never report alone, or nothing would ever be batched."""
+    import types
+
+    import uvloop
+
+    from mloop.serving._state import ServingState
+
+    one_request = types.SimpleNamespace(in_flight=1, arriving=0)
+
+    async def alone() -> bool:
+        return ServingState.alone(one_request)  # type: ignore[arg-type]
+
+    async def with_other_work_ready() -> bool:
+        asyncio.get_running_loop().call_soon(lambda: None)
+        return ServingState.alone(one_request)  # type: ignore[arg-type]
+
+    assert asyncio.run(alone()) is True
+    assert asyncio.run(with_other_work_ready()) is False
+    assert uvloop.run(alone()) is False
+    busy = types.SimpleNamespace(in_flight=2, arriving=0)
+    assert ServingState.alone(busy) is False  # type: ignore[arg-type]

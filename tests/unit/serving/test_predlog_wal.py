@@ -227,7 +227,8 @@ def test_interval_appends_never_wait_for_the_disk_and_closing_syncs(
     assert fsyncs.count(fd) == 1  # the segment's header only
     writer.close()
     assert fsyncs.count(fd) == 2  # closing the segment made the appends durable
-    assert writer._syncer is not None and not writer._syncer.is_alive()
+    assert writer._syncer is not None
+    assert not writer._syncer.is_alive()
 
 
 def test_an_async_append_cancelled_while_waiting_is_still_written(tmp_path: Path) -> None:

@@ -144,6 +144,15 @@ def main() -> None:
     home = work / "home"
     env = {**os.environ, "MLOOP_HOME": str(home)}
     env = {k: v for k, v in env.items() if not k.startswith("MLOOP_") or k == "MLOOP_HOME"}
+    # Every server starts from compiled bytecode, as an installed package does (pip compiles
+    # at install): an editable checkout under PYTHONDONTWRITEBYTECODE would otherwise compile
+    # mloop's sources at every start, 0.2 s of cold start no user pays.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    import mloop
+
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(Path(mloop.__file__).parent)], check=True
+    )
     key = setup(work, env)
 
     bodies = {}

@@ -1,14 +1,11 @@
-"""The ``mloop`` command: the Typer app and :func:`main`, which owns error handling.
+"""The ``mloop`` command: the Typer app and :func:`main`.
 
-Each command parses its arguments, calls one library function and renders the result.
-:func:`main` turns every expected failure into one line on stderr (``error: …``) and an
-exit code: 2 for bad input (usage errors and :class:`~mloop.errors.MloopError`), 130
-for Ctrl-C. Unexpected exceptions are bugs and keep their stack trace.
+Each command parses its arguments, calls one library function and renders the result;
+:func:`mloop.cli._main.run` turns every expected failure into one line and an exit code.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Annotated, Any, Literal
@@ -41,8 +38,9 @@ from mloop.cli._db import db_app
 from mloop.cli._demo import demo
 from mloop.cli._experiments import experiments_app
 from mloop.cli._groups import audit_app, keys_app, models_app, users_app
+from mloop.cli._main import run
 from mloop.cli._runs import runs_app
-from mloop.errors import ConfigError, MloopError
+from mloop.errors import ConfigError
 
 app = typer.Typer(
     name="mloop",
@@ -138,30 +136,7 @@ def server(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mloop`` with ``argv`` (default: the process's arguments); return the exit code."""
-    try:
-        result = _run_command()(
-            args=list(argv) if argv is not None else None,
-            prog_name="mloop",
-            standalone_mode=False,
-        )
-    except MloopError as exc:
-        return _fail(_message(exc), 2)
-    except _USAGE_ERRORS as exc:
-        message = str(exc.format_message())  # type: ignore[attr-defined]
-        if type(exc).__name__ == "NoArgsIsHelpError":  # `mloop` or `mloop runs` alone
-            if message:  # empty when Rich already printed the help
-                sys.stderr.write(message + "\n")
-            return 2
-        ctx = getattr(exc, "ctx", None)
-        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        return _fail(message + hint, 2)
-    except typer.Abort:
-        sys.stderr.write("\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("\n")
-        return 130
-    return result if isinstance(result, int) else 0
+    return run(_run_command(), argv, "mloop")
 
 
 @cache
@@ -171,33 +146,3 @@ def _run_command() -> Callable[..., Any]:
     :func:`main` many times would otherwise pay on each call. Calling it directly skips only
     Typer's pretty-traceback hook, which ``pretty_exceptions_enable=False`` turns off."""
     return typer.main.get_command(app).main
-
-
-def _usage_error_types() -> tuple[type[Exception], ...]:
-    """Typer >= 0.26 vendors Click and raises ``typer.TyperException``; older Typer raises
-    Click's own ``ClickException``. Either way they are usage errors (bad input)."""
-    found: list[type[Exception]] = []
-    vendored = getattr(typer, "TyperException", None)
-    if isinstance(vendored, type) and issubclass(vendored, Exception):
-        found.append(vendored)
-    try:
-        from click import ClickException
-    except ImportError:
-        pass
-    else:
-        found.append(ClickException)
-    return tuple(found)
-
-
-_USAGE_ERRORS = _usage_error_types()
-
-
-def _message(exc: MloopError) -> str:
-    return exc.message or str(exc)
-
-
-def _fail(message: str, code: int) -> int:
-    sys.stdout.flush()
-    sys.stderr.write(f"error: {_render.one_line(message)}\n")
-    sys.stderr.flush()
-    return code

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated
 
 import typer
@@ -104,3 +104,18 @@ def _spinner(description: str) -> Iterator[None]:
 def register(app: typer.Typer) -> None:
     """Add this module's commands and groups to the root ``mloop`` app."""
     app.command("serve")(serve)
+
+
+def main(argv: Sequence[str]) -> int:
+    """``mloop serve ARGV…`` on its own, with the CLI's error handling (see mloop.cli.main)."""
+    import typer.main
+
+    from mloop.cli._main import run
+
+    alone = typer.Typer(
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    alone.command()(serve)
+    return run(typer.main.get_command(alone).main, argv, "mloop serve")

@@ -11,11 +11,13 @@ so a server's 404/403/409 arrive here as ``NotFound``/``PermissionDenied``/
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mloop.registry._entities import ModelVersion, RegisteredModel, TrustPolicy
-from mloop.tracking._rest_backend import RestBackend
+
+if TYPE_CHECKING:  # httpx and the REST client are imported only when a server is used
+    from mloop.tracking._rest_backend import RestBackend
 
 PREFIX = "/registry/models"
 
@@ -84,11 +86,13 @@ def remote_registry(tracking_uri: str | None = None) -> RemoteRegistry | None:
     """The server's registry when the tracking URI (default: the active one) is
     ``http(s)://…``; None when the registry is in a store this process opens itself."""
     from mloop.tracking import get_tracking_uri
-    from mloop.tracking._resolve import backend_for
 
     uri = tracking_uri or get_tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return None
+    from mloop.tracking._resolve import backend_for
+    from mloop.tracking._rest_backend import RestBackend
+
     backend = backend_for(uri)
     assert isinstance(backend, RestBackend)
     return RemoteRegistry(backend)

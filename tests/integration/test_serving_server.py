@@ -506,6 +506,63 @@ def test_concurrent_requests_with_one_new_key_check_it_once(
     assert len(checks) == 1
 
 
+def test_a_backlog_larger_than_the_pipe_reaches_the_shadow(iris: Any) -> None:
+    """Mirrors the pipe cannot take at once wait in the server (the loop writes the rest when
+    the child has read), and every one is answered."""
+    from mloop.serving._shadow_process import Mirror, ShadowProcess
+
+    features, _models = iris
+
+    async def scenario() -> tuple[bool, list[Any]]:
+        seen: list[Any] = []
+        shadows = ShadowProcess(
+            get_settings(), log_predictions=False, log_fsync="off", observe=seen.append
+        )
+        for i in range(40):  # 3,000 rows, 96 KB each, 3.8 MB in all: more than a pipe holds
+            big = {"input-0": np.tile(features, (20, 1)) + i / 1000}
+            mirror = Mirror("wide", "iris", 2, "models:/iris/2", big, False, f"w-{i}", 0)
+            assert shadows.mirror(mirror, 1024)
+        await asyncio.sleep(0)  # the loop sends what queued in this iteration
+        waited = bool(shadows._unsent)
+        deadline = time.monotonic() + 120
+        while shadows.pending and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await shadows.aclose()
+        return waited, seen
+
+    waited, seen = asyncio.run(scenario())
+    assert waited  # the pipe was full: the rest waited for the loop to write it
+    assert [(o[0], o[1], o[2], o[4]) for o in seen] == [("wide", "iris", 2, 200)] * 40
+
+
+def test_a_killed_shadow_process_means_skipped_mirrors_not_a_stuck_server(iris: Any) -> None:
+    import os
+    import signal
+
+    from mloop.serving._shadow_process import Mirror, ShadowProcess
+
+    features, _models = iris
+
+    async def scenario() -> tuple[int, float]:
+        shadows = ShadowProcess(
+            get_settings(), log_predictions=False, log_fsync="off", observe=lambda _o: None
+        )
+        os.kill(shadows.process.pid, signal.SIGKILL)
+        accepted = 0
+        deadline = time.monotonic() + 30
+        mirror = Mirror("gone", "iris", 2, "models:/iris/2", {"x": features[:1]}, False, "g", 0)
+        while shadows.mirror(mirror, 1024) and time.monotonic() < deadline:
+            accepted += 1  # until the server notices (it asks the OS once a second)
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await shadows.aclose()
+        return accepted, time.monotonic() - started
+
+    accepted, closing = asyncio.run(scenario())
+    assert accepted < 2000  # noticed: mirrors are skipped, not queued for ever
+    assert closing < 10  # closing does not wait out the stop timeout for a dead child
+
+
 def test_mirrors_are_skipped_not_queued_when_the_shadow_backlog_is_full(
     iris: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -326,7 +326,7 @@ class ServingState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         if self._shadows is not None:  # its queued mirrors are answered and logged first
-            await run_in_threadpool(self._shadows.close)
+            await self._shadows.aclose()
         if self.prediction_log is not None:
             await run_in_threadpool(self.prediction_log.close)
         if self.feedback_log is not None:

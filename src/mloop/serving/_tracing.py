@@ -14,8 +14,8 @@ way to pass inputs, outputs or headers to it, so none can leak into the logs.
 from __future__ import annotations
 
 import os
+import random
 import re
-import secrets
 import sys
 import threading
 import time
@@ -95,6 +95,12 @@ class Tracing(Protocol):
     def shutdown(self) -> None: ...
 
 
+def _random_id(bits: int) -> int:
+    """A non-zero random id, as OpenTelemetry's own generator makes them: ids identify, they
+    guard nothing, so the operating system's random source (a system call each) is not needed."""
+    return random.getrandbits(bits) or 1
+
+
 class NoopTracing:
     """Trace ids without exporting anything."""
 
@@ -105,8 +111,8 @@ class NoopTracing:
         self, name: str, traceparent: str | None = None, **attributes: Any
     ) -> Iterator[RequestSpan]:
         parent = parse_traceparent(traceparent)
-        trace_id = parent.trace_id if parent else secrets.token_hex(16)
-        yield RequestSpan(trace_id, secrets.token_hex(8), dict(attributes))
+        trace_id = parent.trace_id if parent else f"{_random_id(128):032x}"
+        yield RequestSpan(trace_id, f"{_random_id(64):016x}", dict(attributes))
 
     def shutdown(self) -> None:
         pass

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.redis",
     "tests.fixtures.registry",
+    "tests.fixtures.monitoring",
 ]
 
 

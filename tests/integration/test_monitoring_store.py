@@ -24,7 +24,7 @@ from mloop.registry import list_audit_log
 from mloop.serving._predlog import PredictionLog
 from mloop.store import open_store
 from mloop.store.schema import Base
-from tests.unit.monitoring.conftest import HOUR, T0, Traffic, register_training, serve_window
+from tests.fixtures.monitoring import HOUR, T0, Traffic, register_training, serve_window
 
 MINE = {t.__tablename__ for t in (MonitorWindow, MonitorConfigRow, MonitorAlertRule, MonitorAlert)}
 

@@ -15,7 +15,7 @@ import pytest
 from mloop.monitoring import Alert, WebhookSink, list_alerts, run_monitor, save_alert_rule
 from mloop.monitoring._sinks import send_webhook
 from mloop.serving._predlog import PredictionLog
-from tests.unit.monitoring.conftest import HOUR, T0, Traffic, serve_window
+from tests.fixtures.monitoring import HOUR, T0, Traffic, serve_window
 
 ALERT = Alert(
     id="a1", rule="r", deployment="iris", metric="error_rate", op=">", value=0.5,

@@ -12,8 +12,8 @@ from mloop.agent._trigger_events import primary_value
 from mloop.agent._trigger_spec import PerformanceCondition
 from mloop.agent._triggers import list_firings, run_due, save_trigger
 from mloop.monitoring import WindowMetrics, run_monitor, save_alert_rule
+from tests.fixtures.monitoring import HOUR, T0, Traffic, serve_window
 from tests.unit.agent.test_trigger_run import HERE
-from tests.unit.monitoring.conftest import HOUR, T0, Traffic, serve_window, traffic  # noqa: F401
 
 MINUTE = 60_000
 
@@ -34,7 +34,7 @@ def _save(name: str, on: dict[str, object], folder: Path, *, now_ms: int) -> Non
     )  # fmt: skip
 
 
-def test_an_alert_fires_its_trigger_once(traffic: Traffic, marks: Path) -> None:  # noqa: F811
+def test_an_alert_fires_its_trigger_once(traffic: Traffic, marks: Path) -> None:
     save_alert_rule(
         {"name": "errors", "deployment": "iris", "metric": "error_rate", "op": ">",
          "threshold": 0.2}
@@ -56,7 +56,7 @@ def test_an_alert_fires_its_trigger_once(traffic: Traffic, marks: Path) -> None:
 
 
 def test_alerts_fired_before_the_trigger_existed_do_not_fire_it(
-    traffic: Traffic,  # noqa: F811
+    traffic: Traffic,
     marks: Path,
 ) -> None:
     save_alert_rule(
@@ -69,7 +69,7 @@ def test_alerts_fired_before_the_trigger_existed_do_not_fire_it(
     assert run_due(now_ms=T0 + 2 * HOUR) == []
 
 
-def _answers(traffic: Traffic, start_ms: int, right: int, wrong: int) -> None:  # noqa: F811
+def _answers(traffic: Traffic, start_ms: int, right: int, wrong: int) -> None:
     """Answers over the hour from ``start_ms`` with labels: ``right`` of them correct."""
     labels = []
     for n in range(right + wrong):
@@ -79,7 +79,7 @@ def _answers(traffic: Traffic, start_ms: int, right: int, wrong: int) -> None:  
     traffic.feedback(labels)
 
 
-def test_a_performance_decline_fires_once_per_window(traffic: Traffic, marks: Path) -> None:  # noqa: F811
+def test_a_performance_decline_fires_once_per_window(traffic: Traffic, marks: Path) -> None:
     condition = {"deployment": "iris", "metric": "online_metric", "below": 0.8, "window": "1h"}
     _save("accuracy", {"performance": condition}, marks, now_ms=T0)
     _answers(traffic, T0, right=9, wrong=1)
@@ -96,7 +96,7 @@ def test_a_performance_decline_fires_once_per_window(traffic: Traffic, marks: Pa
     assert len(list(marks.glob("*.run"))) == 1
 
 
-def test_latency_fires_above_its_threshold(traffic: Traffic, marks: Path) -> None:  # noqa: F811
+def test_latency_fires_above_its_threshold(traffic: Traffic, marks: Path) -> None:
     condition = {"deployment": "iris", "metric": "latency_p99_ms", "above": 50, "window": "30m"}
     _save("slow", {"performance": condition}, marks, now_ms=T0)
     serve_window(traffic, T0, 30, seed=1, latency_ms=20.0)

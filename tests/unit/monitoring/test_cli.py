@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.monitoring import HOUR, T0, Traffic, register_training, serve_window
 from tests.unit.cli.helpers import one_error_line, run_cli, run_json
-
-from .conftest import HOUR, T0, Traffic, register_training, serve_window
 
 RULES = """
 name: iris-drift

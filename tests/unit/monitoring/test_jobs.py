@@ -16,8 +16,7 @@ from mloop.monitoring import (
     save_alert_rule,
     save_monitor_config,
 )
-
-from .conftest import HOUR, T0, Traffic, register_training, serve_window
+from tests.fixtures.monitoring import HOUR, T0, Traffic, register_training, serve_window
 
 # ~400 rows a window: sampling noise of the Wasserstein score is about 0.1 (docs/drift.md)
 SMALL_WINDOWS = {"drift": {"defaults": {"numeric": {"method": "wasserstein", "threshold": 0.25}}}}

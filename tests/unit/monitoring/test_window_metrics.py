@@ -11,8 +11,7 @@ from scipy.spatial.distance import jensenshannon
 
 from mloop.errors import InvalidInput
 from mloop.monitoring import distribution_divergence, window_metrics
-
-from .conftest import HOUR, T0, Traffic
+from tests.fixtures.monitoring import HOUR, T0, Traffic
 
 
 def test_members_are_measured_separately(traffic: Traffic) -> None:

@@ -66,17 +66,18 @@ CHILD = textwrap.dedent(
 )
 
 
-def _acknowledged_until_killed(child: subprocess.Popen[bytes]) -> list[str]:
-    """Read acknowledged ids until 1,500 arrived, SIGKILL the child mid-stream, then keep
-    the complete lines it had written before it died."""
+def _acknowledged_until_killed(child: subprocess.Popen[bytes], root: Path) -> list[str]:
+    """Read acknowledged ids until 1,500 arrived and the compactor has written a part (so
+    the kill lands while compaction goes on), SIGKILL the child mid-stream, then keep the
+    complete lines it had written before it died."""
     assert child.stdout is not None
     acknowledged: list[str] = []
     deadline = time.monotonic() + 60
-    while len(acknowledged) < 1500:
+    while len(acknowledged) < 1500 or not any(root.rglob("*.parquet")):
         line = child.stdout.readline()
         assert line, f"the child exited early with {child.wait()}"
         acknowledged.append(line.decode().strip())
-        assert time.monotonic() < deadline, "the child appended too slowly"
+        assert time.monotonic() < deadline, "the child appended (or compacted) too slowly"
     os.kill(child.pid, signal.SIGKILL)
     rest = child.stdout.read()
     child.wait()
@@ -100,7 +101,7 @@ def test_kill_9_loses_no_acknowledged_record(
     )
     assert child.stdout is not None
     try:
-        acknowledged = _acknowledged_until_killed(child)
+        acknowledged = _acknowledged_until_killed(child, Path(root))
     finally:
         child.kill()
         child.wait()

@@ -10,10 +10,8 @@ closes segments as they age.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
-import os
 from typing import Any
 
 from mloop.config import Settings
@@ -45,8 +43,9 @@ class CompactorProcess:
 
 
 def _work(settings: Settings, root_uri: str, wal_dir: str, interval: float, stop: Any) -> None:
-    with contextlib.suppress(OSError):  # a platform without nice: normal priority
-        os.nice(19)
+    from mloop.serving._priority import lowest_priority
+
+    lowest_priority()
     from mloop.serving._predlog import PredictionLog
 
     parent = multiprocessing.parent_process()

@@ -251,8 +251,9 @@ def _work(
     log_fsync: str,
 ) -> None:
     """The child: answer mirrors in batches until the sentinel arrives."""
-    with contextlib.suppress(OSError):  # a platform without nice: run at normal priority
-        os.nice(19)
+    from mloop.serving._priority import lowest_priority
+
+    lowest_priority()
     from mloop.serving._predlog import PredictionLog
 
     prediction_log = (

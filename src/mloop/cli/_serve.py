@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -63,6 +62,7 @@ def serve(
 
     if log_fsync not in SYNC_POLICIES:
         raise InvalidInput(f"--log-fsync {log_fsync!r} is not one of {', '.join(SYNC_POLICIES)}")
+    from mloop.cli._render import spinner
     from mloop.serving._app import serve as run
 
     def ready(url: str) -> None:
@@ -76,29 +76,9 @@ def serve(
         log_level=log_level,
         log_predictions=prediction_log,
         log_fsync=log_fsync,
-        loading=_spinner,
+        loading=spinner,
         on_ready=ready,
     )
-
-
-@contextlib.contextmanager
-def _spinner(description: str) -> Iterator[None]:
-    """A spinner on stderr while the models load and are verified (a terminal only)."""
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    console = Console(stderr=True)
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    )
-    progress.add_task(description, total=None)
-    with progress:
-        yield
 
 
 def register(app: typer.Typer) -> None:

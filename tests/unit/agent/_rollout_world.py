@@ -118,8 +118,8 @@ def make_world(deployment: str = "fraud", versions: int = 4) -> Iterator[World]:
 
 @pytest.fixture(name="world")
 def world_fixture(db: str) -> Iterator[World]:
-    """Imported by name ``world_fixture``; tests ask for ``world`` (needs ``db``: SQLite and
-    PostgreSQL)."""
+    """Shared through this folder's conftest; tests ask for ``world`` (needs ``db``: SQLite
+    and PostgreSQL)."""
     yield from make_world()
 
 

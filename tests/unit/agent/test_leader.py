@@ -19,7 +19,7 @@ from mloop.agent import (
 )
 from mloop.agent._tick import release_lease
 from mloop.errors import InvalidInput
-from tests.unit.agent._rollout_world import T0, World, world_fixture  # noqa: F401 (fixtures)
+from tests.unit.agent._rollout_world import T0, World
 
 SECOND = 1000
 

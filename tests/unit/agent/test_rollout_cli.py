@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 from mloop.agent import advance_rollouts, get_rollout
-from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
+from tests.unit.agent._rollout_world import (
     MINUTE,
     World,
-    sqlite_world_fixture,
 )
 from tests.unit.cli.helpers import one_error_line, run_cli, run_json
 

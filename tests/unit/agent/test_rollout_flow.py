@@ -22,14 +22,12 @@ from mloop.errors import NotFound
 from mloop.registry import TrustPolicy, list_audit_log, resolve, set_trust_policy
 from mloop.serving._deployments import deployment_history, get_deployment
 from mloop.serving._spec import DeploymentSpec, Member
-from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
+from tests.unit.agent._rollout_world import (
     MINUTE,
     T0,
     Behaviour,
     World,
-    sqlite_world_fixture,
     truth,
-    world_fixture,
 )
 
 WINDOW = 10 * MINUTE

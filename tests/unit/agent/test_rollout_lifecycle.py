@@ -30,12 +30,10 @@ from mloop.serving._deployments import (
     update_deployment,
 )
 from mloop.serving._spec import DeploymentSpec, Member
-from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
+from tests.unit.agent._rollout_world import (
     MINUTE,
     T0,
     World,
-    sqlite_world_fixture,
-    world_fixture,
 )
 
 WINDOW = 10 * MINUTE

@@ -26,12 +26,10 @@ from mloop.agent import _rollout_store as rs
 from mloop.agent._lease import NotLeader, acquire_lease
 from mloop.registry import TrustPolicy, list_audit_log, resolve, set_alias, set_trust_policy
 from mloop.serving._deployments import get_deployment
-from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
+from tests.unit.agent._rollout_world import (
     MINUTE,
     T0,
     World,
-    sqlite_world_fixture,
-    world_fixture,
 )
 
 WINDOW = 10 * MINUTE

@@ -19,11 +19,10 @@ import pytest
 from mloop.agent import RolloutPlan, get_lease, run_agent, save_trigger, start_rollout, tick
 from mloop.agent._tick import TickReport
 from mloop.pipelines import pipeline, step
-from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
+from tests.unit.agent._rollout_world import (
     MINUTE,
     T0,
     World,
-    sqlite_world_fixture,
 )
 from tests.unit.cli.helpers import one_error_line, run_cli, run_json
 

@@ -16,11 +16,10 @@ from mloop.agent import RolloutPlan, get_rollout, rollout_events, start_rollout,
 from mloop.agent._rollouts import advance_rollouts
 from mloop.registry import resolve, verify_audit_log
 from mloop.serving._deployments import deployment_history
-from tests.unit.agent._rollout_world import (  # noqa: F401 (fixtures)
+from tests.unit.agent._rollout_world import (
     MINUTE,
     T0,
     World,
-    world_fixture,
 )
 
 WINDOW = 10 * MINUTE

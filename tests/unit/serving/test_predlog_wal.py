@@ -143,19 +143,10 @@ def test_unknown_policy(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("sync", ["always", "group", "off"])
 def test_async_appends_share_fsyncs_and_all_land(
-    tmp_path: Path, sync: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sync: str, fsyncs: list[int]
 ) -> None:
     import asyncio
-    import os
 
-    fsyncs: list[int] = []
-    real_fsync = os.fsync
-
-    def counting_fsync(fd: int) -> None:
-        fsyncs.append(fd)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", counting_fsync)
     writer = WalWriter(tmp_path, sync=sync, roll_bytes=1500)  # type: ignore[arg-type]
 
     async def main() -> None:

@@ -21,10 +21,10 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.exc import IntegrityError
 
-from mloop.agent._db import store_for
 from mloop.agent._tables import AgentLease
 from mloop.config import Settings
 from mloop.errors import Conflict, InvalidInput
+from mloop.registry._db import connect
 from mloop.store import MetadataStore
 
 LEASES = cast(Table, AgentLease.__table__)
@@ -123,7 +123,7 @@ def acquire_lease(
     try:
         if store is not None:
             return store.write(work)
-        with store_for(settings) as db:
+        with connect(settings=settings) as db:
             return db.write(work)
     except IntegrityError:  # another agent created the row at the same moment: it leads
         return None
@@ -150,7 +150,7 @@ def release_lease(
 
     if store is not None:
         return store.write(work)
-    with store_for(settings) as db:
+    with connect(settings=settings) as db:
         return db.write(work)
 
 
@@ -165,7 +165,7 @@ def get_lease(
         with store.read() as conn:
             row = conn.execute(select(LEASES).where(LEASES.c.name == name)).first()
     else:
-        with store_for(settings) as db, db.read() as conn:
+        with connect(settings=settings) as db, db.read() as conn:
             row = conn.execute(select(LEASES).where(LEASES.c.name == name)).first()
     return None if row is None else _lease(row)
 

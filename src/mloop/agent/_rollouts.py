@@ -26,7 +26,6 @@ from mloop._ids import new_id
 from mloop._ids import now_ms as wall_clock_ms
 from mloop.agent import _rollout_store as rs
 from mloop.agent._checks import judge
-from mloop.agent._db import store_for
 from mloop.agent._lease import Lease, NotLeader
 from mloop.agent._plan_store import get_plan
 from mloop.agent._plans import RolloutPlan
@@ -35,7 +34,7 @@ from mloop.agent._step_specs import base_spec
 from mloop.agent._transitions import drive
 from mloop.config import Settings
 from mloop.errors import Conflict, InvalidInput, MloopError
-from mloop.registry._db import Actor, actor_name, check
+from mloop.registry._db import Actor, actor_name, check, connect
 from mloop.registry._roles import Resource
 from mloop.serving._spec import member_ref
 from mloop.store import MetadataStore
@@ -68,7 +67,7 @@ def start_rollout(
     parsed, name = _plan(plan, settings)
     model, ref = member_ref(candidate)
     now = wall_clock_ms() if now_ms is None else now_ms
-    with store_for(settings) as db:
+    with connect(settings=settings) as db:
         found = resolve(model, ref, store=db)
         if found.archived:
             raise Conflict(
@@ -115,7 +114,7 @@ def start_rollout(
 
 def get_rollout(rollout_id: str, *, settings: Settings | None = None) -> Rollout:
     """The rollout with this id (or a unique prefix of it)."""
-    with store_for(settings) as db:
+    with connect(settings=settings) as db:
         return _find(db, rollout_id)
 
 
@@ -130,7 +129,7 @@ def list_rollouts(
     ``succeeded``, ``rolled_back``, ``aborted``, ``failed``)."""
     if state is not None and state not in rs.STATES:
         raise InvalidInput(f"state {state!r} is not one of {', '.join(rs.STATES)}")
-    with store_for(settings) as db:
+    with connect(settings=settings) as db:
         return rs.select_rollouts(
             db,
             deployment=deployment,
@@ -141,7 +140,7 @@ def list_rollouts(
 
 def rollout_events(rollout_id: str, *, settings: Settings | None = None) -> list[RolloutEvent]:
     """What happened to a rollout, oldest first."""
-    with store_for(settings) as db:
+    with connect(settings=settings) as db:
         return rs.events_of(db, _find(db, rollout_id))
 
 
@@ -157,7 +156,7 @@ def abort_rollout(
     now = wall_clock_ms() if now_ms is None else now_ms
     if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
         raise InvalidInput("an abort reason must be a string of at most 1,000 characters")
-    with store_for(settings) as db:
+    with connect(settings=settings) as db:
         for _ in range(_ABORT_ATTEMPTS):
             rollout = _find(db, rollout_id)
             check(actor, "deploy", Resource.deployment(rollout.deployment))
@@ -195,7 +194,7 @@ def advance_rollouts(
     skipped and its error logged (and added to ``errors``); the others still move."""
     who = actor_name(actor)
     events: list[RolloutEvent] = []
-    with store_for(settings) as db:
+    with connect(settings=settings) as db:
         for rollout in rs.select_rollouts(db, states=(rs.RUNNING,), oldest_first=True):
             try:
                 events.extend(_advance(db, rollout, now_ms, fence, who, settings))

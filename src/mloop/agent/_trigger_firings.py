@@ -17,11 +17,11 @@ from sqlalchemy import Connection, select, update
 from mloop._ids import new_id
 from mloop._ids import now_ms as wall_clock_ms
 from mloop.agent._trigger_spec import Trigger, trigger_name
-from mloop.agent._trigger_store import FIRINGS, Event, Firing, store_for
+from mloop.agent._trigger_store import FIRINGS, Event, Firing
 from mloop.config import Settings
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry import _audit
-from mloop.registry._db import Actor, actor_name, write
+from mloop.registry._db import Actor, actor_name, connect, write
 from mloop.store import MetadataStore
 
 STATUSES = ("running", "succeeded", "stopped", "failed", "skipped")
@@ -92,7 +92,7 @@ def claim_firing(
         )
         return _firing(row)
 
-    with store_for(settings, store) as db:
+    with connect(store, settings) as db:
         try:
             return write(db, work)
         except Conflict:  # the unique constraint: another agent inserted it first
@@ -140,7 +140,7 @@ def finish_firing(
         )
         return _firing(merged)
 
-    with store_for(settings, store) as db:
+    with connect(store, settings) as db:
         return write(db, work)
 
 
@@ -162,7 +162,7 @@ def list_firings(
         query = query.where(FIRINGS.c.trigger == trigger_name(trigger))
     if status is not None:
         query = query.where(FIRINGS.c.status == status)
-    with store_for(settings, store) as db, db.read() as conn:
+    with connect(store, settings) as db, db.read() as conn:
         return [_firing(r._mapping) for r in conn.execute(query)]
 
 
@@ -177,7 +177,7 @@ def claimed_keys(
     wanted = sorted(set(keys))
     if not wanted:
         return set()
-    with store_for(settings, store) as db, db.read() as conn:
+    with connect(store, settings) as db, db.read() as conn:
         rows = conn.execute(
             select(FIRINGS.c.event_key).where(
                 (FIRINGS.c.trigger == trigger) & FIRINGS.c.event_key.in_(wanted)
@@ -189,7 +189,7 @@ def claimed_keys(
 def get_firing(
     firing_id: str, *, settings: Settings | None = None, store: MetadataStore | None = None
 ) -> Firing:
-    with store_for(settings, store) as db, db.read() as conn:
+    with connect(store, settings) as db, db.read() as conn:
         row = conn.execute(select(FIRINGS).where(FIRINGS.c.id == firing_id)).first()
     if row is None:
         raise NotFound(f"firing {firing_id!r} does not exist")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -21,7 +20,7 @@ from mloop.agent._trigger_spec import Trigger, trigger_name
 from mloop.agent._trigger_tables import TriggerFiring, TriggerRow
 from mloop.config import Settings
 from mloop.errors import InvalidInput
-from mloop.registry._db import Actor, check, connect
+from mloop.registry._db import Actor, check
 from mloop.registry._named_specs import NamedSpecs, Row
 from mloop.registry._roles import GLOBAL
 from mloop.store import MetadataStore
@@ -82,13 +81,6 @@ class Event:
     key: str
     detail: dict[str, Any]
     params: dict[str, Any]
-
-
-def store_for(
-    settings: Settings | None, store: MetadataStore | None = None
-) -> AbstractContextManager[MetadataStore]:
-    """``store``, the store ``settings`` name, or the configured one."""
-    return connect(store, settings)
 
 
 def authorize_triggers(actor: Actor) -> None:

@@ -34,8 +34,8 @@ from mloop.monitoring._store import (
     get_windows,
     list_alert_rules,
     put_window,
-    store_for,
 )
+from mloop.registry._db import connect
 from mloop.store import MetadataStore
 
 Progress = Callable[[str], None]
@@ -219,7 +219,7 @@ def run_monitor(
     settings = settings or get_settings()
     now = wall_clock_ms() if now_ms is None else now_ms
     say = progress or (lambda _message: None)
-    with store_for(settings if store is None else None, store) as db:
+    with connect(store, settings) as db:
         config = config or get_monitor_config(deployment, store=db)
         if window is not None:
             config = config.model_copy(update={"window": window})

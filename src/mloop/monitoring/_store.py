@@ -8,7 +8,6 @@ other never duplicate a row; rule changes are in the audit log.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -41,13 +40,6 @@ _RULES = NamedSpecs(
         "`mloop monitor rules apply FILE` creates them"
     ),
 )
-
-
-def store_for(
-    settings: Settings | None, store: MetadataStore | None = None
-) -> AbstractContextManager[MetadataStore]:
-    """``store``, the store ``settings`` name, or the configured one."""
-    return connect(store, settings)
 
 
 # -- windows ----------------------------------------------------------------------------------
@@ -158,7 +150,7 @@ def save_monitor_config(
             {"deployment": deployment, "spec": spec, "last_update_time": wall_clock_ms()},
         )
 
-    with store_for(settings, store) as db:
+    with connect(store, settings) as db:
         write(db, work)
     return parsed
 
@@ -167,7 +159,7 @@ def get_monitor_config(
     deployment: str, *, settings: Settings | None = None, store: MetadataStore | None = None
 ) -> MonitorConfig:
     """The stored settings of ``deployment``, or the defaults."""
-    with store_for(settings, store) as db, db.read() as conn:
+    with connect(store, settings) as db, db.read() as conn:
         row = conn.execute(select(CONFIGS.c.spec).where(CONFIGS.c.deployment == deployment)).first()
     return MonitorConfig() if row is None else MonitorConfig.parse(row.spec)
 
@@ -310,7 +302,7 @@ def list_alerts(
     query = query.order_by(ALERTS.c.fired_ms.desc(), ALERTS.c.id.desc())
     if limit is not None:
         query = query.limit(limit)
-    with store_for(settings, store) as db, db.read() as conn:
+    with connect(store, settings) as db, db.read() as conn:
         rows = conn.execute(query).all()
     return [alert_of(r._mapping) for r in reversed(rows)]
 
@@ -328,7 +320,7 @@ def list_windows(
     default the configured window's)."""
     from mloop.monitoring._spec import duration_ms
 
-    with store_for(settings, store) as db:
+    with connect(store, settings) as db:
         if window is None:
             length = get_monitor_config(deployment, store=db).window_ms
         else:
@@ -366,7 +358,7 @@ def monitored_deployments(
     *, settings: Settings | None = None, store: MetadataStore | None = None
 ) -> list[str]:
     """Deployments with alert rules or a monitor config."""
-    with store_for(settings, store) as db, db.read() as conn:
+    with connect(store, settings) as db, db.read() as conn:
         ruled = {r.deployment for r in conn.execute(select(RULES.c.deployment).distinct())}
         configured = {r.deployment for r in conn.execute(select(CONFIGS.c.deployment))}
     return sorted(ruled | configured)

@@ -20,9 +20,9 @@ from mloop.agent import (
     start_rollout,
 )
 from mloop.agent import _rollout_store as rs
-from mloop.agent._db import store_for
 from mloop.errors import Conflict, InvalidInput, NotFound
 from mloop.registry import archive_model_version, list_audit_log, set_alias
+from mloop.registry._db import connect
 from mloop.serving._deployments import (
     create_deployment,
     deployment_history,
@@ -69,7 +69,7 @@ def test_start_refuses_what_it_cannot_roll_out(sqlite_world: World) -> None:
     )
     with pytest.raises(Conflict, match=r"has a canary already \(iris:4 \(10%\)\)"):
         start_rollout("fraud", "iris:2")
-    with store_for(None) as store:
+    with connect() as store:
         assert rs.select_rollouts(store) == []  # nothing was recorded
 
 
@@ -141,7 +141,7 @@ def test_a_claimed_transition_left_half_done_is_finished_once(sqlite_world: Worl
     world = sqlite_world
     rollout = start_rollout("fraud", "iris:2", PLAN, now_ms=T0)
     world.serve(T0, T0 + 3 * WINDOW, 3000)
-    with store_for(None) as store:
+    with connect() as store:
         # died right after claiming the next step
         rs.claim(store, rollout, {"kind": "step", "step": 1}, now_ms=T0 + WINDOW, fence=None)
         (event,) = advance_rollouts(T0 + WINDOW)
